@@ -1,0 +1,5 @@
+"""Allow `python -m mailappliance` where the console script is not on PATH."""
+
+from mailappliance.cli import main
+
+main()

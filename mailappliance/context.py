@@ -1,0 +1,65 @@
+"""State shared by every command (the inventory and build roots) and the steps most commands share."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailappliance import project, runner
+from mailappliance.errors import UserError
+from mailappliance.inventory import InventoryResult, inventory_paths, write_inventory
+from mailappliance.site import Site, load_site, resolve_site_file
+
+
+@dataclass(frozen=True)
+class AppContext:
+    inventory_root: Path
+    build_root: Path
+
+    def load(self, site_arg: str) -> Site:
+        """Load and validate the site named or pointed at by a SITE argument."""
+        path = resolve_site_file(site_arg, self.inventory_root)
+        site = load_site(path)
+        # A site addressed by name lives in <inventory-root>/<name>/ beside its generated inventory, so the
+        # name inside the file has to agree or the inventory would be written somewhere else.
+        if path == self.inventory_root / site_arg / "site.yml" and site.name != site_arg:
+            raise UserError(f"{path}: site: \"{site.name}\" does not match its folder \"{site_arg}\"; "
+                            f"set site: {site_arg}, or move the file to {self.inventory_root / site.name}/")
+        return site
+
+    def write_inventory(self, site: Site) -> InventoryResult:
+        """Write the site's inventory and report what changed and any new passwords (printed only now)."""
+        result = write_inventory(site, self.inventory_root)
+        for path in result.written:
+            click.echo(f"wrote {path}")
+        if not result.written:
+            click.echo(f"inventory {result.paths.directory} is up to date")
+        if result.new_passwords:
+            click.echo(f"New mailbox passwords (shown once; kept encrypted in {result.paths.vault}):")
+            width = max(len(address) for address in result.new_passwords)
+            for address, password in result.new_passwords.items():
+                click.echo(f"  {address:<{width}}  {password}")
+        return result
+
+    def preview_dir(self, site: Site) -> Path:
+        return self.build_root / site.name / "preview"
+
+    def run_playbook(self, name: str, site: Site, **options: Any) -> runner.PlaybookRun:
+        paths = inventory_paths(site.name, self.inventory_root)
+        return runner.run_playbook(
+            project.playbook(name), paths.hosts, paths.vault_password, self.build_root / site.name, **options
+        )
+
+    def render_preview(self, site: Site) -> list[Path]:
+        """Render every server file of the site into the preview folder with Ansible; return the files."""
+        preview = self.preview_dir(site)
+        # The preview is entirely generated, so files of a previous render must not linger.
+        shutil.rmtree(preview, ignore_errors=True)
+        preview.mkdir(parents=True)
+        run = self.run_playbook("render.yml", site, extravars={"mailappliance__preview_dir": str(preview.resolve())})
+        runner.raise_for_failure(run, "render")
+        return sorted(path for path in preview.rglob("*") if path.is_file())

@@ -1,0 +1,182 @@
+"""The inventory writer: turn a validated site into <inventory-root>/<site>/ for Ansible.
+
+Writes hosts.yml, group_vars/all/site.yml (plain) and group_vars/all/vault.yml (ansible-vault, with the
+mailbox passwords and their Dovecot hashes). Output is deterministic and files are only rewritten when
+their content changes, so re-rendering an unchanged site touches nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailappliance import vault
+from mailappliance.errors import UserError
+from mailappliance.files import write_if_changed
+from mailappliance.site import Site
+
+GROUP = "mailappliance"
+PODMAN_CONNECTION = "containers.podman.podman"
+VAULT_PASSWORD_FILE = ".vault-pass"
+
+
+@dataclass(frozen=True)
+class InventoryPaths:
+    """Where each generated file of one site lives."""
+
+    directory: Path
+
+    @property
+    def hosts(self) -> Path:
+        return self.directory / "hosts.yml"
+
+    @property
+    def site_vars(self) -> Path:
+        return self.directory / "group_vars" / "all" / "site.yml"
+
+    @property
+    def vault(self) -> Path:
+        return self.directory / "group_vars" / "all" / "vault.yml"
+
+    @property
+    def vault_password(self) -> Path:
+        return self.directory / VAULT_PASSWORD_FILE
+
+
+@dataclass
+class InventoryResult:
+    paths: InventoryPaths
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    # Passwords generated in this run, by mailbox address: shown to the user once, then only in the vault.
+    new_passwords: dict[str, str] = field(default_factory=dict)
+
+
+def inventory_paths(site_name: str, inventory_root: Path) -> InventoryPaths:
+    return InventoryPaths(inventory_root / site_name)
+
+
+def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
+    """Write (or refresh) the inventory of `site`; everything is computed before the first write."""
+    paths = inventory_paths(site.name, inventory_root)
+    password = vault.read_vault_password(paths.vault_password)
+    old_plaintext, old_secrets = _read_secrets(paths, password)
+    passwords, hashes, new_passwords = _mailbox_secrets(site, old_secrets)
+
+    vault_plaintext = _dump({
+        "mailappliance__mailbox_passwords": passwords,
+        "mailappliance__mailbox_password_hashes": hashes,
+    })
+    origin = os.path.relpath(site.path, paths.directory.resolve())
+    files = {
+        paths.hosts: (_header(origin) + _dump(hosts_data(site))).encode(),
+        paths.site_vars: (_header(origin) + _dump(site_vars(site))).encode(),
+    }
+
+    result = InventoryResult(paths=paths, new_passwords=new_passwords)
+    if password is None:
+        password = vault.create_vault_password(paths.vault_password)
+    if vault_plaintext == old_plaintext:
+        # Re-encrypting uses a fresh salt; keeping the old ciphertext keeps the file byte-identical.
+        result.unchanged.append(paths.vault)
+    else:
+        files[paths.vault] = vault.encrypt(vault_plaintext, password)
+    for path, content in files.items():
+        mode = 0o600 if path == paths.vault else 0o644
+        (result.written if write_if_changed(path, content, mode) else result.unchanged).append(path)
+    return result
+
+
+def read_mailbox_passwords(site_name: str, inventory_root: Path) -> dict[str, str]:
+    """The clear-text mailbox passwords of a rendered site, by address."""
+    paths = inventory_paths(site_name, inventory_root)
+    if not paths.vault.exists():
+        raise UserError(f"{paths.vault}: no such file; render the site first with `mailappliance render {site_name}`")
+    _, secrets = _read_secrets(paths, vault.read_vault_password(paths.vault_password))
+    return dict(secrets.get("mailappliance__mailbox_passwords") or {})
+
+
+def hosts_data(site: Site) -> dict[str, Any]:
+    host: dict[str, Any] = {"ansible_host": site.host.address, "ansible_user": site.host.user}
+    if site.host.connection == "podman":
+        host["ansible_connection"] = PODMAN_CONNECTION
+    else:
+        host["ansible_port"] = site.host.port
+    return {"all": {"children": {GROUP: {"hosts": {site.hostname: host}}}}}
+
+
+def site_vars(site: Site) -> dict[str, Any]:
+    """The site-wide variables every role maps into its own defaults (see the contract)."""
+    return {
+        "mailappliance__site": site.name,
+        "mailappliance__hostname": site.hostname,
+        "mailappliance__admin_contact": site.admin_contact,
+        "mailappliance__domains": [{"name": d.name, "dkim_selector": d.dkim_selector} for d in site.domains],
+        "mailappliance__mailboxes": [
+            {"address": m.address, "quota_bytes": m.quota_bytes, "name": m.name} for m in site.mailboxes
+        ],
+        "mailappliance__aliases": [{"address": a.address, "to": list(a.to)} for a in site.aliases],
+        "mailappliance__message_size_limit": site.message_size_limit_bytes,
+        "mailappliance__tls_source": site.tls.source,
+        "mailappliance__tls_cert_src": str(site.tls.cert) if site.tls.cert else "",
+        "mailappliance__tls_key_src": str(site.tls.key) if site.tls.key else "",
+        "mailappliance__spam_add_header_score": site.spam.add_header,
+        "mailappliance__spam_reject_score": site.spam.reject,
+        "mailappliance__antivirus_mirror_url": site.antivirus.mirror_url,
+        "mailappliance__antivirus_local_databases": [str(p) for p in site.antivirus.local_databases],
+    }
+
+
+def _read_secrets(paths: InventoryPaths, password: bytes | None) -> tuple[str | None, dict[str, Any]]:
+    """The current vault plaintext and its data, or (None, {}) before the first render."""
+    if not paths.vault.exists():
+        return None, {}
+    if password is None:
+        raise UserError(
+            f"{paths.vault}: exists but {paths.vault_password} is missing, so it cannot be decrypted; restore "
+            "the password file, or delete vault.yml to generate new mailbox passwords"
+        )
+    plaintext = vault.decrypt(paths.vault.read_bytes(), password, paths.vault, paths.vault_password)
+    data = yaml.safe_load(plaintext)
+    if not isinstance(data, dict):
+        raise UserError(f"{paths.vault}: does not hold a mapping of secrets; delete it to generate new passwords")
+    return plaintext, data
+
+
+def _mailbox_secrets(site: Site, old: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    old_passwords = old.get("mailappliance__mailbox_passwords") or {}
+    old_hashes = old.get("mailappliance__mailbox_password_hashes") or {}
+    passwords: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    new: dict[str, str] = {}
+    for mailbox in site.mailboxes:
+        password = old_passwords.get(mailbox.address)
+        if not isinstance(password, str) or not password:
+            password = new[mailbox.address] = vault.new_password()
+        passwords[mailbox.address] = password
+        # Hashes are salted, so an existing one is kept as long as it still matches the password.
+        old_hash = old_hashes.get(mailbox.address)
+        keep = isinstance(old_hash, str) and vault.hash_matches(password, old_hash)
+        hashes[mailbox.address] = old_hash if keep else vault.hash_password(password)
+    return passwords, hashes, new
+
+
+def _header(origin: str) -> str:
+    return (f"# generated by mailappliance from {origin}\n"
+            "# Edit the site file and run `mailappliance render`; changes made here are overwritten.\n")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Indents lists under their key, as yamllint and the rest of the project write YAML."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return yaml.dump(data, Dumper=_Dumper, explicit_start=True, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1000)

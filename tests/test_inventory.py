@@ -1,0 +1,150 @@
+"""The inventory writer: stable output (golden files), vaulted passwords kept across renders, nothing
+written for an invalid site."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from passlib.hash import sha512_crypt
+
+from conftest import GOLDEN_DIR, MINIMAL_SITE, write_site
+from mailappliance import vault
+from mailappliance.errors import UserError
+from mailappliance.inventory import inventory_paths, read_mailbox_passwords, write_inventory
+from mailappliance.site import load_site
+
+# Set UPDATE_GOLDEN=1 to rewrite the golden files from the current output (then review the git diff).
+UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
+SITE_DIR_PLACEHOLDER = "<SITE_DIR>"
+GOLDEN_FILES = ("hosts.yml", "group_vars/all/site.yml")
+
+
+def render(site_file: Path, root: Path = Path("inventories")):
+    return write_inventory(load_site(site_file), root)
+
+
+def decrypted_vault(directory: Path) -> dict:
+    password = (directory / ".vault-pass").read_bytes().strip()
+    vault_file = directory / "group_vars/all/vault.yml"
+    return yaml.safe_load(vault.decrypt(vault_file.read_bytes(), password, vault_file, directory / ".vault-pass"))
+
+
+def check_golden(case: str, directory: Path, site_dir: Path) -> None:
+    for name in GOLDEN_FILES:
+        # Controller paths are absolute; the golden files hold a placeholder for the test's folder.
+        actual = (directory / name).read_text().replace(str(site_dir), SITE_DIR_PLACEHOLDER)
+        golden = GOLDEN_DIR / case / name
+        if UPDATE_GOLDEN:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(actual)
+        assert actual == golden.read_text(), f"{name} differs from {golden}"
+
+
+def test_full_site_matches_golden_files(full_site: Path, site_dir: Path) -> None:
+    result = render(full_site)
+    check_golden("full", result.paths.directory, site_dir)
+
+
+def test_podman_site_matches_golden_files(site_dir: Path) -> None:
+    data = dict(MINIMAL_SITE, host={"connection": "podman", "address": "mailappliance-demo"})
+    result = render(write_site(site_dir, data))
+    check_golden("podman", result.paths.directory, site_dir)
+
+
+def test_vault_holds_passwords_and_dovecot_hashes(full_site: Path) -> None:
+    result = render(full_site)
+    secrets = decrypted_vault(result.paths.directory)
+    passwords = secrets["mailappliance__mailbox_passwords"]
+    hashes = secrets["mailappliance__mailbox_password_hashes"]
+    assert list(passwords) == list(hashes) == ["alice@alpha.test", "admin@alpha.test"]
+    assert result.new_passwords == passwords
+    for address, password in passwords.items():
+        assert len(password) >= 24
+        assert hashes[address].startswith("{SHA512-CRYPT}$6$rounds=")
+        assert sha512_crypt.verify(password, hashes[address].removeprefix("{SHA512-CRYPT}"))
+    assert result.paths.vault.read_bytes().startswith(b"$ANSIBLE_VAULT;1.1;AES256\n")
+
+
+def test_secret_files_are_private(full_site: Path) -> None:
+    paths = render(full_site).paths
+    assert stat.S_IMODE(paths.vault_password.stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.vault.stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.hosts.stat().st_mode) == 0o644
+
+
+def test_rerender_changes_nothing(full_site: Path) -> None:
+    first = render(full_site)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns)
+              for path in first.paths.directory.rglob("*") if path.is_file()}
+    second = render(full_site)
+    after = {path: (path.read_bytes(), path.stat().st_mtime_ns)
+             for path in second.paths.directory.rglob("*") if path.is_file()}
+    assert second.written == []
+    assert second.new_passwords == {}
+    assert after == before
+
+
+def test_passwords_survive_changes_and_new_mailboxes_get_new_ones(site_dir: Path) -> None:
+    site_file = write_site(site_dir, MINIMAL_SITE)
+    first = render(site_file)
+    alice = first.new_passwords["alice@alpha.test"]
+    alice_hash = decrypted_vault(first.paths.directory)["mailappliance__mailbox_password_hashes"]["alice@alpha.test"]
+
+    data = dict(MINIMAL_SITE, mailboxes=[{"address": "alice@alpha.test"}, {"address": "bob@beta.test"}])
+    second = render(write_site(site_dir, data))
+    assert list(second.new_passwords) == ["bob@beta.test"]
+    secrets = decrypted_vault(second.paths.directory)
+    assert secrets["mailappliance__mailbox_passwords"]["alice@alpha.test"] == alice
+    assert secrets["mailappliance__mailbox_password_hashes"]["alice@alpha.test"] == alice_hash
+    assert second.new_passwords["bob@beta.test"] != alice
+
+    # A removed mailbox takes its password with it.
+    third = render(write_site(site_dir, dict(MINIMAL_SITE, mailboxes=[{"address": "bob@beta.test"}])))
+    assert list(decrypted_vault(third.paths.directory)["mailappliance__mailbox_passwords"]) == ["bob@beta.test"]
+    assert read_mailbox_passwords("molecule", Path("inventories")) == {
+        "bob@beta.test": second.new_passwords["bob@beta.test"]}
+
+
+def test_vault_password_is_generated_once(full_site: Path) -> None:
+    paths = render(full_site).paths
+    password = paths.vault_password.read_bytes()
+    paths.vault.unlink()
+    render(full_site)
+    assert paths.vault_password.read_bytes() == password
+
+
+def test_invalid_site_writes_nothing(site_dir: Path) -> None:
+    site_file = write_site(site_dir, dict(MINIMAL_SITE, hostname="mail"))
+    with pytest.raises(UserError):
+        render(site_file)
+    assert not (site_dir / "inventories").exists()
+
+
+def test_vault_without_its_password_is_a_user_error(full_site: Path) -> None:
+    paths = render(full_site).paths
+    paths.vault_password.unlink()
+    with pytest.raises(UserError) as caught:
+        render(full_site)
+    assert caught.value.lines == (
+        f"{paths.vault}: exists but {paths.vault_password} is missing, so it cannot be decrypted; restore the "
+        "password file, or delete vault.yml to generate new mailbox passwords",)
+
+
+def test_vault_with_the_wrong_password_is_a_user_error(full_site: Path) -> None:
+    paths = render(full_site).paths
+    paths.vault_password.write_text("not-the-password\n")
+    with pytest.raises(UserError) as caught:
+        render(full_site)
+    assert caught.value.lines == (
+        f"{paths.vault}: cannot be decrypted with {paths.vault_password}; restore the matching password file, "
+        "or delete vault.yml to generate new mailbox passwords",)
+
+
+def test_inventory_goes_to_the_site_name_under_the_root(full_site: Path, site_dir: Path) -> None:
+    result = render(full_site, site_dir / "elsewhere")
+    assert result.paths == inventory_paths("molecule", site_dir / "elsewhere")
+    assert result.paths.hosts.is_file()

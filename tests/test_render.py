@@ -1,0 +1,56 @@
+"""`mailappliance render SITE`: the inventory, then the offline preview rendered by playbooks/render.yml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clirunner import assert_clean_failure, run_cli
+from conftest import MINIMAL_SITE, write_site
+from mailappliance.exit_codes import EXIT_CODE_USER_ERROR
+
+
+def test_no_preview_writes_the_inventory_only(full_site: Path, site_dir: Path) -> None:
+    result = run_cli("render", "site.yml", "--no-preview")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[:3] == [
+        "wrote inventories/molecule/hosts.yml",
+        "wrote inventories/molecule/group_vars/all/site.yml",
+        "wrote inventories/molecule/group_vars/all/vault.yml",
+    ]
+    assert "alice@alpha.test" in result.stdout
+    assert not (site_dir / "build").exists()
+    again = run_cli("render", "site.yml", "--no-preview")
+    assert again.stdout == "inventory inventories/molecule is up to date\n"
+
+
+def test_roots_come_from_options_or_environment(full_site: Path, site_dir: Path) -> None:
+    assert run_cli("--inventory-root", "a", "render", "site.yml", "--no-preview").exit_code == 0
+    assert (site_dir / "a/molecule/hosts.yml").is_file()
+    env = {"MAILAPPLIANCE_INVENTORY_ROOT": str(site_dir / "b")}
+    assert run_cli("render", "site.yml", "--no-preview", env=env).exit_code == 0
+    assert (site_dir / "b/molecule/hosts.yml").is_file()
+
+
+def test_invalid_site_writes_nothing(site_dir: Path) -> None:
+    write_site(site_dir, dict(MINIMAL_SITE, mailboxes=[{"address": "bob@gamma.test"}]))
+    errors = assert_clean_failure(run_cli("render", "site.yml"), EXIT_CODE_USER_ERROR)
+    assert errors == ['site.yml: mailboxes[0].address: "bob@gamma.test" is not in a declared domain; '
+                      "add gamma.test to domains or use one of the declared domains (alpha.test, beta.test)"]
+    assert not (site_dir / "inventories").exists()
+    assert not (site_dir / "build").exists()
+
+
+def test_preview_renders_the_server_files(full_site: Path, site_dir: Path) -> None:
+    """Runs playbooks/render.yml through ansible-runner on this machine; takes some seconds."""
+    result = run_cli("render", "site.yml")
+    assert result.exit_code == 0, result.output
+    preview = site_dir / "build/molecule/preview/mail.alpha.test"
+    main_cf = (preview / "etc/postfix/main.cf").read_text()
+    assert "myhostname = mail.alpha.test" in main_cf
+    assert "message_size_limit = 26214400" in main_cf
+    assert "TASK [postfix : " in result.stdout
+    assert "Preview of " in result.stdout
+    assert "  mail.alpha.test/etc/postfix/main.cf" in result.stdout.splitlines()
+    # The preview shows configuration, never the mailboxes' clear-text passwords.
+    vault_text = (site_dir / "inventories/molecule/.vault-pass").read_text()
+    assert vault_text.strip() not in result.output
