@@ -126,6 +126,7 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__tls_key_src": str(site.tls.key) if site.tls.key else "",
         "mailappliance__spam_add_header_score": site.spam.add_header,
         "mailappliance__spam_reject_score": site.spam.reject,
+        "mailappliance__spam_network_checks": site.spam.network_checks,
         "mailappliance__antivirus_mirror_url": site.antivirus.mirror_url,
         "mailappliance__antivirus_local_databases": [str(p) for p in site.antivirus.local_databases],
     }

@@ -99,6 +99,9 @@ class Tls:
 class Spam:
     add_header: float = DEFAULT_SPAM_ADD_HEADER
     reject: float = DEFAULT_SPAM_REJECT
+    # Checks that ask services on the internet (DNS blocklists, Rspamd's fuzzy storage and map server);
+    # air-gapped sites turn them off.
+    network_checks: bool = True
 
 
 @dataclass(frozen=True)
@@ -669,7 +672,8 @@ class _Checker:
         raw = top.get("spam")
         if raw is None:
             return Spam()
-        data = self.mapping(raw, "spam", ("add_header", "reject"), "spam: {add_header: 6, reject: 15}")
+        data = self.mapping(raw, "spam", ("add_header", "reject", "network_checks"),
+                            "spam: {add_header: 6, reject: 15, network_checks: true}")
         if data is None:
             return None
         add_header = self.score(data, "add_header", "spam", DEFAULT_SPAM_ADD_HEADER)
@@ -680,7 +684,12 @@ class _Checker:
             self.error("spam.reject", f"{reject:g} must be greater than spam.add_header ({add_header:g})",
                        "raise reject or lower add_header")
             return None
-        return Spam(add_header=add_header, reject=reject)
+        network_checks = data.get("network_checks", True)
+        if not isinstance(network_checks, bool):
+            self.error("spam.network_checks", f"{_show(network_checks)} is not true or false",
+                       "use true (query DNS blocklists and Rspamd's public services) or false (air-gapped)")
+            return None
+        return Spam(add_header=add_header, reject=reject, network_checks=network_checks)
 
     def antivirus(self, top: dict[str, Any]) -> Antivirus | None:
         raw = top.get("antivirus")

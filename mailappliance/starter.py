@@ -35,6 +35,7 @@ class StarterAnswers:
     admin: str | None = None
     address: str | None = None
     connection: str = "ssh"
+    network_checks: bool = True
 
 
 def write_starter(answers: StarterAnswers, target: Path) -> Site:
@@ -52,7 +53,7 @@ def write_starter(answers: StarterAnswers, target: Path) -> Site:
     text = environment.get_template(TEMPLATE).render(
         name=answers.name, hostname=answers.hostname.lower(), admin=admin, domains=domains, mailbox=mailbox,
         address=answers.address or answers.hostname.lower(), connection=answers.connection,
-        database=TEST_DATABASE,
+        database=TEST_DATABASE, network_checks=answers.network_checks,
     )
     database = target.parent / TEST_DATABASE
     if not database.exists():

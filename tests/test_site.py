@@ -256,6 +256,12 @@ BAD_SITES = [
         id="spam-reject-below-add-header",
     ),
     pytest.param(
+        site_with(spam={"network_checks": "no"}),
+        'spam.network_checks: "no" is not true or false; '
+        "use true (query DNS blocklists and Rspamd's public services) or false (air-gapped)",
+        id="spam-network-checks-not-bool",
+    ),
+    pytest.param(
         site_with(spam={"add_header": "six"}),
         'spam.add_header: "six" is not a positive score; use a number greater than 0, e.g. 6',
         id="spam-score-not-number",

@@ -34,7 +34,7 @@ def demo(app: AppContext, recreate: bool) -> None:
     created = not site_file.exists()
     if created:
         create_site(app, StarterAnswers(name=SITE_NAME, domains=(DOMAIN,), hostname=HOSTNAME, address=CONTAINER,
-                                        connection="podman"))
+                                        connection="podman", network_checks=False))
     site = app.load(SITE_NAME)
     if site.host.connection != "podman" or site.host.address != CONTAINER:
         raise UserError(f"{site_file}: host: must be {{connection: podman, address: {CONTAINER}}} for the demo; "
