@@ -302,12 +302,17 @@ class _Checker:
                 self.error(_join(path, str(key)), "unknown key", f"{hint}allowed keys are {', '.join(allowed)}")
         return value
 
-    def text(self, data: dict[str, Any], key: str, path: str, required: bool, fix: str) -> str | None:
+    def present(self, data: dict[str, Any], key: str, path: str, required: bool, fix: str) -> tuple[Any, str]:
+        """The value at `key` (None when absent) and its field path; an absent required key is an error."""
         value = data.get(key)
         where = _join(path, key)
+        if value is None and required:
+            self.error(where, "is required", fix)
+        return value, where
+
+    def text(self, data: dict[str, Any], key: str, path: str, required: bool, fix: str) -> str | None:
+        value, where = self.present(data, key, path, required, fix)
         if value is None:
-            if required:
-                self.error(where, "is required", fix)
             return None
         if not isinstance(value, str) or not value.strip():
             self.error(where, f"expected text, got {_show(value)}", fix)
@@ -315,11 +320,8 @@ class _Checker:
         return value.strip()
 
     def items(self, data: dict[str, Any], key: str, path: str, required: bool, fix: str) -> list[Any] | None:
-        value = data.get(key)
-        where = _join(path, key)
+        value, where = self.present(data, key, path, required, fix)
         if value is None:
-            if required:
-                self.error(where, "is required", fix)
             return None
         if not isinstance(value, list):
             self.error(where, f"expected a list, got {_show(value)}", fix)

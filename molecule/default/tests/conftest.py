@@ -49,6 +49,13 @@ class Appliance:
         assert address in self.passwords, f"no password for {address} in the vault; mailboxes: {sorted(self.passwords)}"
         return self.passwords[address]
 
+    def submit(self, login: str, sender: str, recipient: str, token: str) -> mailprobe.SmtpOutcome:
+        """Submit a message on 587 after STARTTLS, logged in as `login`, from `sender` to `recipient`."""
+        return mailprobe.smtp_transaction(
+            self.ip, 587, sender, [recipient], mailprobe.build_message(sender, recipient, token),
+            starttls=True, login=(login, self.password(login)),
+        )
+
 
 @dataclass(frozen=True)
 class LogAllowance:

@@ -57,29 +57,13 @@ def test_submissions_offers_auth_over_implicit_tls(appliance):
 
 def test_authenticated_user_cannot_send_as_another_mailbox(appliance):
     token = new_token()
-    out = smtp_transaction(
-        appliance.ip,
-        587,
-        BOB,
-        [ADMIN],
-        build_message(BOB, ADMIN, token),
-        starttls=True,
-        login=(ALICE, appliance.password(ALICE)),
-    )
+    out = appliance.submit(ALICE, BOB, ADMIN, token)
     assert out.stage in ("mail", "rcpt") and out.code == 553 and "5.7.1" in out.text, str(out)
 
 
 def test_authenticated_user_can_send_as_own_alias(host, appliance):
     token = new_token()
     sender = "sales@alpha.test"
-    out = smtp_transaction(
-        appliance.ip,
-        587,
-        sender,
-        [BOB],
-        build_message(sender, BOB, token),
-        starttls=True,
-        login=(ALICE, appliance.password(ALICE)),
-    )
+    out = appliance.submit(ALICE, sender, BOB, token)
     assert out.accepted, str(out)
     assert wait_for_messages(host, token, maildir(BOB)), f"message from {sender} never reached {BOB}"

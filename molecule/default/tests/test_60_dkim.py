@@ -8,7 +8,6 @@ import pytest
 from mailprobe import (
     ALICE,
     BOB,
-    build_message,
     dkim_failure,
     dkim_public_key,
     dkim_signature_tags,
@@ -17,7 +16,6 @@ from mailprobe import (
     maildir,
     new_token,
     read_bytes,
-    smtp_transaction,
     wait_for_messages,
 )
 
@@ -39,15 +37,7 @@ def test_published_record_matches_the_signing_key(host, domain):
 
 def test_submitted_mail_carries_a_valid_dkim_signature(host, appliance):
     token = new_token()
-    out = smtp_transaction(
-        appliance.ip,
-        587,
-        ALICE,
-        [BOB],
-        build_message(ALICE, BOB, token),
-        starttls=True,
-        login=(ALICE, appliance.password(ALICE)),
-    )
+    out = appliance.submit(ALICE, ALICE, BOB, token)
     assert out.accepted, str(out)
     files = wait_for_messages(host, token, maildir(BOB))
     assert len(files) == 1, f"expected one message in {maildir(BOB)}, found {files}"
