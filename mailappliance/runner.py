@@ -132,6 +132,9 @@ class _EventPrinter:
         self.echo = echo
         self.show_diff = show_diff
         self.tasks: dict[str, str] = {}
+        # (task, host) pairs with a changed loop item: when an item is no_log, the task's own result
+        # arrives censored and may not say that it changed.
+        self.changed_items: set[tuple[str, str]] = set()
         self.stats: dict[str, dict[str, int]] | None = None
         self.failed_tasks: list[str] = []
         self.started = False
@@ -148,6 +151,8 @@ class _EventPrinter:
             # ansible-runner reports handlers as task starts flagged is_conditional (the Ansible 1 way).
             prefix = "RUNNING HANDLER" if data.get("is_conditional") else "TASK"
             self.tasks[data.get("task_uuid", "")] = f"{prefix} [{_task_name(data)}]"
+        elif kind == "runner_item_on_ok" and (data.get("res") or {}).get("changed"):
+            self.changed_items.add((data.get("task_uuid", ""), data.get("host", "")))
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped",
                       "runner_on_async_failed"):
             self.result(kind, data)
@@ -177,7 +182,8 @@ class _EventPrinter:
         host = data.get("host", "?")
         label = self.tasks.get(data.get("task_uuid", ""), f"TASK [{_task_name(data)}]")
         if kind == "runner_on_ok":
-            status = "changed" if res.get("changed") else "ok"
+            changed = res.get("changed") or (data.get("task_uuid", ""), host) in self.changed_items
+            status = "changed" if changed else "ok"
         elif kind == "runner_on_skipped":
             status = "skipped"
         elif kind == "runner_on_unreachable":

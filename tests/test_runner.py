@@ -110,3 +110,34 @@ def test_ansible_errors_before_the_run_are_shown(project: Path) -> None:
     with pytest.raises(UserError) as caught:
         runner.raise_for_failure(result, "deploy")
     assert caught.value.exit_code == exit_codes.EXIT_CODE_ANSIBLE_ERROR
+
+
+LOOP_PLAYBOOK = """\
+- name: Loop with a secret item
+  hosts: mailappliance
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Write files, one of them secret
+      ansible.builtin.copy:
+        content: "{{ item.content }}\\n"
+        dest: "{{ out }}.{{ item.name }}"
+        mode: "0600"
+      loop:
+        - {name: plain, content: hello}
+        - {name: hidden, content: "{{ secret }}", secret: true}
+      loop_control:
+        label: "{{ item.name }}"
+      no_log: "{{ item.secret | default(false) }}"
+"""
+
+
+def test_a_loop_with_a_secret_item_still_reports_its_change(project: Path) -> None:
+    (project / "playbooks/test.yml").write_text(LOOP_PLAYBOOK)
+    lines: list[str] = []
+    result = run(project, lines)
+    assert "TASK [Write files, one of them secret] changed box.test" in lines, lines
+    assert result.stats is not None and result.stats["changed"] == {"box.test": 1}
+    assert not any(SECRET in line for line in lines)
