@@ -54,6 +54,12 @@ class AppContext:
             project.playbook(name), paths.hosts, paths.vault_password, self.build_root / site.name, **options
         )
 
+    def deploy(self, site: Site, **options: Any) -> runner.PlaybookRun:
+        """Run playbooks/site.yml; the roles copy what DNS needs to publish (DKIM keys, certificate) back here."""
+        published = inventory_paths(site.name, self.inventory_root).published
+        return self.run_playbook("site.yml", site, extravars={"mailappliance__published_dir": str(published.resolve())},
+                                 **options)
+
     def render_preview(self, site: Site) -> list[Path]:
         """Render every server file of the site into the preview folder with Ansible; return the files."""
         preview = self.preview_dir(site)

@@ -13,5 +13,9 @@ EXIT_CODE_HOST_UNREACHABLE = 4
 EXIT_CODE_ANSIBLE_ERROR = 5
 # The demo appliance was deployed but did not pass a test message from SMTP to IMAP.
 EXIT_CODE_MAIL_CHECK_FAILED = 6
+# `dns check` found a record that fails its control (or could not be looked up).
+EXIT_CODE_DNS_CHECK_FAILED = 7
+# `audit` found a failing control at or above --fail-on (or a control it could not check).
+EXIT_CODE_AUDIT_FAILED = 8
 # Interrupted with Ctrl-C, following the shell convention 128 + SIGINT.
 EXIT_CODE_INTERRUPTED = 130

@@ -22,6 +22,7 @@ from mailappliance.site import Site
 GROUP = "mailappliance"
 PODMAN_CONNECTION = "containers.podman.podman"
 VAULT_PASSWORD_FILE = ".vault-pass"
+PUBLISHED_DIR = "published"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class InventoryPaths:
     @property
     def vault_password(self) -> Path:
         return self.directory / VAULT_PASSWORD_FILE
+
+    @property
+    def published(self) -> Path:
+        """Where deploy copies what the appliance generated and DNS must publish: <published>/<host>/dkim, tls."""
+        return self.directory / PUBLISHED_DIR
 
 
 @dataclass
@@ -129,6 +135,9 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__spam_network_checks": site.spam.network_checks,
         "mailappliance__antivirus_mirror_url": site.antivirus.mirror_url,
         "mailappliance__antivirus_local_databases": [str(p) for p in site.antivirus.local_databases],
+        # The MTA-STS policy the appliance serves; `mailappliance dns plan` derives its DNS id from the same values.
+        "mailappliance__mta_sts_mode": site.dns.mta_sts_mode,
+        "mailappliance__mta_sts_max_age": site.dns.mta_sts_max_age,
     }
 
 

@@ -49,9 +49,20 @@ DEFAULT_SPAM_ADD_HEADER = 6.0
 DEFAULT_SPAM_REJECT = 15.0
 CONNECTIONS = ("ssh", "podman")
 TLS_SOURCES = ("self-signed", "provided")
+DEFAULT_DNS_TTL = 3600
+DNS_TTL_RANGE = (60, 604800)
+DMARC_POLICIES = ("quarantine", "reject")
+DEFAULT_DMARC_POLICY = "quarantine"
+MTA_STS_MODES = ("enforce", "testing")
+DEFAULT_MTA_STS_MODE = "enforce"
+DEFAULT_MTA_STS_MAX_AGE = 604800
+# RFC 8461 section 3.2 caps max_age at 31557600 s (about a year); under a day senders refetch the
+# policy so often that it protects little between fetches.
+MTA_STS_MAX_AGE_RANGE = (86400, 31557600)
 
 _TOP_KEYS = ("site", "hostname", "admin_contact", "host", "domains", "mailboxes", "aliases",
-             "message_size_limit", "tls", "spam", "antivirus")
+             "message_size_limit", "tls", "spam", "antivirus", "dns")
+_DNS_KEYS = ("ttl", "dmarc_policy", "dmarc_rua", "tlsrpt_rua", "mta_sts_mode", "mta_sts_max_age", "ipv4", "ipv6")
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,22 @@ class Antivirus:
 
 
 @dataclass(frozen=True)
+class Dns:
+    """What `mailappliance dns` publishes; defaults are filled in from the rest of the site when loaded."""
+
+    ttl: int = DEFAULT_DNS_TTL
+    dmarc_policy: str = DEFAULT_DMARC_POLICY
+    # Receive DMARC aggregate and TLS-RPT reports; both default to admin_contact.
+    dmarc_rua: str = ""
+    tlsrpt_rua: str = ""
+    mta_sts_mode: str = DEFAULT_MTA_STS_MODE
+    mta_sts_max_age: int = DEFAULT_MTA_STS_MAX_AGE
+    # The appliance's public addresses; "" when unknown. ipv4/ipv6 default to host.address when it is an IP.
+    ipv4: str = ""
+    ipv6: str = ""
+
+
+@dataclass(frozen=True)
 class Site:
     """A validated site; paths are absolute, names and addresses lower case."""
 
@@ -127,6 +154,7 @@ class Site:
     tls: Tls
     spam: Spam
     antivirus: Antivirus
+    dns: Dns = Dns()
 
 
 def is_site_name(value: str) -> bool:
@@ -393,15 +421,16 @@ class _Checker:
         tls = self.tls(top)
         spam = self.spam(top)
         antivirus = self.antivirus(top)
+        dns = self.dns(top, host, admin_contact, domain_names, mailboxes, aliases)
         # Every rejected value has recorded an error, so a clean run has all parts.
         if self.errors:
             return None
-        assert name and hostname and admin_contact and host and size_limit and tls and spam and antivirus
+        assert name and hostname and admin_contact and host and size_limit and tls and spam and antivirus and dns
         return Site(
             path=site_path, name=name, hostname=hostname, admin_contact=admin_contact, host=host,
             domains=tuple(domains), mailboxes=tuple(mailboxes), aliases=tuple(aliases),
             message_size_limit=size_limit[0], message_size_limit_bytes=size_limit[1],
-            tls=tls, spam=spam, antivirus=antivirus,
+            tls=tls, spam=spam, antivirus=antivirus, dns=dns,
         )
 
     def site_name(self, top: dict[str, Any]) -> str | None:
@@ -741,6 +770,109 @@ class _Checker:
             self.error("antivirus", *no_source)
             ok = False
         return Antivirus(mirror_url=mirror_url, local_databases=tuple(databases)) if ok else None
+
+    def dns(self, top: dict[str, Any], host: Host | None, admin_contact: str | None, domains: list[str],
+            mailboxes: list[Mailbox], aliases: list[Alias]) -> Dns | None:
+        raw = top.get("dns")
+        data: dict[str, Any] | None = {}
+        if raw is not None:
+            data = self.mapping(raw, "dns", _DNS_KEYS, "dns: {dmarc_policy: reject, ipv4: 192.0.2.10}")
+        if data is None:
+            return None
+        ok = True
+        ttl = self.whole_number(data, "ttl", "dns", DEFAULT_DNS_TTL, DNS_TTL_RANGE, "a whole number of seconds")
+        max_age = self.whole_number(data, "mta_sts_max_age", "dns", DEFAULT_MTA_STS_MAX_AGE, MTA_STS_MAX_AGE_RANGE,
+                                    "a whole number of seconds (RFC 8461 allows at most a year)")
+        policy = data.get("dmarc_policy", DEFAULT_DMARC_POLICY)
+        if policy == "none":
+            self.error("dns.dmarc_policy", '"none" only asks for reports and lets receivers deliver mail forged '
+                       "in the site's domains", "use quarantine or reject")
+            ok = False
+        elif policy not in DMARC_POLICIES:
+            self.error("dns.dmarc_policy", f"{_show(policy)} is not a DMARC policy", "use quarantine or reject")
+            ok = False
+        mode = data.get("mta_sts_mode", DEFAULT_MTA_STS_MODE)
+        if mode == "none":
+            self.error("dns.mta_sts_mode", '"none" withdraws the MTA-STS policy, so senders stop requiring TLS',
+                       "use enforce, or testing while TLS-RPT reports are reviewed")
+            ok = False
+        elif mode not in MTA_STS_MODES:
+            self.error("dns.mta_sts_mode", f"{_show(mode)} is not an MTA-STS mode", "use enforce or testing")
+            ok = False
+        reports: dict[str, str | None] = {}
+        for key in ("dmarc_rua", "tlsrpt_rua"):
+            reports[key] = self.report_address(data, key, admin_contact, domains, mailboxes, aliases)
+        addresses: dict[int, str | None] = {}
+        for version in (4, 6):
+            addresses[version] = self.public_address(data, version, host)
+        if not ok or ttl is None or max_age is None or None in reports.values() or None in addresses.values():
+            return None
+        return Dns(ttl=ttl, dmarc_policy=policy, dmarc_rua=reports["dmarc_rua"] or "",
+                   tlsrpt_rua=reports["tlsrpt_rua"] or "", mta_sts_mode=mode, mta_sts_max_age=max_age,
+                   ipv4=addresses[4] or "", ipv6=addresses[6] or "")
+
+    def whole_number(self, data: dict[str, Any], key: str, path: str, default: int, bounds: tuple[int, int],
+                     what: str) -> int | None:
+        value = data.get(key, default)
+        low, high = bounds
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            number = isinstance(value, int) and not isinstance(value, bool)
+            problem = "is out of range" if number else "is not a whole number"
+            self.error(_join(path, key), f"{_show(value)} {problem}",
+                       f"use {what} from {low} to {high}, e.g. {default}")
+            return None
+        return value
+
+    def report_address(self, data: dict[str, Any], key: str, admin_contact: str | None, domains: list[str],
+                       mailboxes: list[Mailbox], aliases: list[Alias]) -> str | None:
+        """A report address (mailto: optional); admin_contact when absent, "" while admin_contact is invalid."""
+        where = _join("dns", key)
+        value = data.get(key)
+        if value is None:
+            return admin_contact or ""
+        fix = "give the address that receives the reports, e.g. dmarc-reports@example.com"
+        address = value.strip().lower().removeprefix("mailto:") if isinstance(value, str) else ""
+        if not is_email_address(address):
+            self.error(where, f"{_show(value)} is not a valid email address", fix)
+            return None
+        # Reports to a hosted address nobody receives would bounce at the appliance itself.
+        if address.rpartition("@")[2] in domains and not _is_defined(address, mailboxes, aliases, implicit=True):
+            self.error(where, f"{_show(value)} is in a declared domain but is neither a mailbox nor an alias",
+                       "add that mailbox or alias, or use another address")
+            return None
+        return address
+
+    def public_address(self, data: dict[str, Any], version: int, host: Host | None) -> str | None:
+        """The appliance's public IPv4 or IPv6 address: dns.ipv4/ipv6, else host.address if it is one, else ""."""
+        key = f"ipv{version}"
+        where = _join("dns", key)
+        value = data.get(key)
+        if value is None:
+            if host is None or host.connection != "ssh":
+                return ""
+            try:
+                address = ipaddress.ip_address(host.address)
+            except ValueError:
+                return ""
+            return str(address) if address.version == version and _is_public_candidate(address) else ""
+        example = "192.0.2.10" if version == 4 else "2001:db8::10"
+        fix = f"give the address the internet reaches the appliance at, e.g. {key}: {example}"
+        try:
+            address = ipaddress.ip_address(value.strip()) if isinstance(value, str) else None
+        except ValueError:
+            address = None
+        if address is None or address.version != version:
+            self.error(where, f"{_show(value)} is not an IPv{version} address", fix)
+            return None
+        if not _is_public_candidate(address):
+            self.error(where, f"{_show(value)} is a loopback, link-local, multicast or unspecified address", fix)
+            return None
+        return str(address)
+
+
+def _is_public_candidate(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address could be where others reach the appliance (private networks included)."""
+    return not (address.is_loopback or address.is_link_local or address.is_multicast or address.is_unspecified)
 
 
 def _is_defined(address: str, mailboxes: list[Mailbox], aliases: list[Alias], implicit: bool) -> bool:

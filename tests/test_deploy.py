@@ -42,9 +42,19 @@ def test_deploy_runs_site_playbook_with_the_options(full_site: Path, monkeypatch
         "vault_password_file": Path("inventories/molecule/.vault-pass"),
         "work_dir": Path("build/molecule"),
         "check": True, "diff": True, "limit": HOST,
+        "extravars": {"mailappliance__published_dir": str(Path("inventories/molecule/published").resolve())},
     }]
     assert result.stdout.splitlines()[-1] == f"deploy --check of molecule finished on {HOST}"
     assert Path("inventories/molecule/hosts.yml").is_file()
+
+
+def test_deploy_tells_the_roles_where_to_publish_for_dns(full_site: Path, site_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_runner(monkeypatch, runner.PlaybookRun("successful", 0, stats(ok=5)))
+    result = run_cli("--inventory-root", str(site_dir / "customers"), "deploy", "site.yml")
+    assert result.exit_code == 0, result.output
+    # Absolute, because the roles' fetch tasks resolve relative paths against the playbook folder.
+    assert calls[0]["extravars"] == {"mailappliance__published_dir": str(site_dir / "customers/molecule/published")}
 
 
 @pytest.mark.parametrize(("run", "exit_code", "message"), [

@@ -19,6 +19,6 @@ def deploy(app: AppContext, site_arg: str, check: bool, diff: bool, limit: str |
     site = app.load(site_arg)
     app.write_inventory(site)
     action = "deploy --check" if check else "deploy"
-    run = app.run_playbook("site.yml", site, check=check, diff=diff, limit=limit)
+    run = app.deploy(site, check=check, diff=diff, limit=limit)
     runner.raise_for_failure(run, action)
     click.echo(f"{action} of {site.name} finished on {', '.join(run.hosts_with('processed')) or 'no host'}")
