@@ -51,11 +51,12 @@ def test_demo_creates_site_container_deploys_and_checks_mail(fakes: Recorder, si
     password = next(line.split()[1] for line in result.stdout.splitlines()
                     if line.startswith("  postmaster@demo.test"))
     preview = str((site_dir / "build/demo/preview").resolve())
+    published = str((site_dir / "inventories/demo/published").resolve())
     assert fakes.calls == [
         ("create", demo.CONTAINER, demo.HOSTNAME),
         ("booted", demo.CONTAINER),
         ("playbook", "render.yml", Path("inventories/demo/hosts.yml"), {"mailappliance__preview_dir": preview}),
-        ("playbook", "site.yml", Path("inventories/demo/hosts.yml"), None),
+        ("playbook", "site.yml", Path("inventories/demo/hosts.yml"), {"mailappliance__published_dir": published}),
         ("mail", "10.88.0.9", "postmaster@demo.test", password),
     ]
     assert "podman exec -it mailappliance-demo bash" in result.stdout

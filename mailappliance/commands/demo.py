@@ -60,7 +60,7 @@ def demo(app: AppContext, recreate: bool) -> None:
 
     files = app.render_preview(site)
     click.echo(f"rendered {len(files)} preview files into {app.preview_dir(site)}")
-    run = app.run_playbook("site.yml", site)
+    run = app.deploy(site)
     runner.raise_for_failure(run, "demo deploy")
 
     address = podman.ip_address(CONTAINER)
