@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from mailappliance import __version__, exit_codes
-from mailappliance.commands import demo, deploy, dns, render, site, validate
+from mailappliance.commands import audit, demo, deploy, dns, render, site, validate
 from mailappliance.context import AppContext
 from mailappliance.errors import UserError
 
@@ -52,6 +52,7 @@ cli.add_command(render.render)
 cli.add_command(deploy.deploy)
 cli.add_command(demo.demo)
 cli.add_command(dns.dns_group)
+cli.add_command(audit.audit)
 
 
 def main() -> None:

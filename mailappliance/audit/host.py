@@ -1,0 +1,77 @@
+"""Host inspection: render the site's preview, run playbooks/audit.yml (read-only) and read back its evidence.
+
+The playbook hands its evidence over as one JSON file per host in a scratch folder; expected checksums come
+from the offline preview that `mailappliance render` writes, so drift is measured against the site file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailappliance import runner
+from mailappliance.context import AppContext
+from mailappliance.errors import UserError
+from mailappliance.site import Site
+
+
+@dataclass
+class HostInspection:
+    """What the host run yielded: evidence per host, expected file checksums per host, and the run's recap."""
+
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expected: dict[str, dict[str, str]] = field(default_factory=dict)
+    stats: dict[str, dict[str, int]] | None = None
+    status: str = ""
+    rc: int = 0
+    failed_tasks: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def changed(self) -> dict[str, int]:
+        return {host: count for host, count in (self.stats or {}).get("changed", {}).items() if count}
+
+
+def expected_checksums(preview_dir: Path) -> dict[str, dict[str, str]]:
+    """SHA-256 of every preview file, by host and server path (<preview>/<host>/<server path>)."""
+    expected: dict[str, dict[str, str]] = {}
+    if not preview_dir.is_dir():
+        return expected
+    for host_dir in sorted(p for p in preview_dir.iterdir() if p.is_dir()):
+        files = sorted(p for p in host_dir.rglob("*") if p.is_file())
+        expected[host_dir.name] = {
+            "/" + str(path.relative_to(host_dir)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files
+        }
+    return expected
+
+
+def inspect(app: AppContext, site: Site) -> HostInspection:
+    """Render the preview, then run the audit playbook; a failed run is recorded, not raised."""
+    files = app.render_preview(site)
+    inspection = HostInspection(expected=expected_checksums(app.preview_dir(site)))
+    work = app.build_root / site.name
+    work.mkdir(parents=True, exist_ok=True)
+    evidence_dir = Path(tempfile.mkdtemp(prefix="audit-evidence-", dir=work))
+    try:
+        run = app.run_playbook("audit.yml", site, extravars={
+            "mailappliance__audit_evidence_dir": str(evidence_dir.resolve()),
+            "mailappliance__audit_files": {host: sorted(paths) for host, paths in inspection.expected.items()},
+        })
+        inspection.stats, inspection.status, inspection.rc = run.stats, run.status, run.rc
+        inspection.failed_tasks = list(run.failed_tasks)
+        try:
+            runner.raise_for_failure(run, "the audit's host inspection")
+        except UserError as error:
+            inspection.error = str(error)
+        for path in sorted(evidence_dir.glob("*.json")):
+            inspection.evidence[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(evidence_dir, ignore_errors=True)
+    if not files:
+        inspection.error = inspection.error or "the offline preview is empty, so drift cannot be measured"
+    return inspection

@@ -1,0 +1,324 @@
+"""Judge the host evidence of playbooks/audit.yml (one host) against the controls of the catalogue."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mailappliance.audit import catalogue as cat
+from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+
+LEGACY_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
+STRONG_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID")
+SIGNATURES_WARN_DAYS = 3
+SIGNATURES_FAIL_DAYS = 14
+SERVICES = ("postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service",
+            "clamav-daemon.service")
+# Where the appliance keeps secrets, with the owner, group and mode the roles give them.
+KEY_FILES = {
+    "/etc/mailappliance/tls/key.pem": ("root", "root", "0600"),
+    "/etc/dovecot/users": ("root", "dovecot", "0640"),
+    "/etc/rspamd/local.d/worker-controller.inc": ("root", "_rspamd", "0640"),
+}
+DKIM_KEY_OWNER = ("_rspamd", "_rspamd", "0640")
+
+
+@dataclass(frozen=True)
+class SiteExpectations:
+    """What the site file promises, for the controls that compare against it."""
+
+    spam_add_header: float
+    spam_reject: float
+
+
+def settings(lines: list[str]) -> dict[str, str]:
+    """`name = value` lines (postconf, doveconf) as a dict."""
+    values = {}
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if sep:
+            values[name.strip()] = value.strip()
+    return values
+
+
+def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: SiteExpectations) -> list[Control]:
+    postconf = settings(evidence.get("postconf") or [])
+    doveconf = settings(evidence.get("doveconf") or [])
+    now = float(evidence.get("clock") or 0)
+    return [
+        postfix_relay(postconf),
+        postfix_tls_protocols(postconf),
+        postfix_tls_ciphers(postconf),
+        postfix_auth(postconf, evidence.get("postconf_services") or []),
+        postfix_milter(postconf),
+        dovecot_tls(doveconf),
+        dovecot_plaintext(doveconf),
+        dovecot_password_scheme(evidence.get("passdb") or [], evidence.get("password_schemes") or []),
+        rspamd_actions(evidence.get("rspamd_actions") or "", site),
+        rspamd_dkim_bits(evidence.get("dkim_keys") or []),
+        clamav_running(evidence.get("services") or {}),
+        clamav_signatures(evidence.get("clamav_databases") or [], now),
+        host_services(evidence.get("services") or {}),
+        security_updates(evidence.get("upgrades") or [], evidence.get("apt_lists") or [], now),
+        key_permissions(evidence.get("key_files") or [], evidence.get("key_files_missing") or [],
+                        evidence.get("dkim_keys") or []),
+        config_drift(evidence.get("files") or [], expected_files),
+    ]
+
+
+def _network_is_local(entry: str) -> bool | None:
+    """True for loopback, False for anything else, None when it is not a network (a lookup table)."""
+    text = entry.strip("[]").replace("]/", "/")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return network.is_loopback
+
+
+def postfix_relay(postconf: dict[str, str]) -> Control:
+    restrictions = [r.strip() for r in re.split(r"[\s,]+", postconf.get("smtpd_relay_restrictions", "")) if r.strip()]
+    networks = [n for n in re.split(r"[\s,]+", postconf.get("mynetworks", "")) if n]
+    evidence = (f"mynetworks = {' '.join(networks) or '(empty)'}; "
+                f"smtpd_relay_restrictions = {', '.join(restrictions) or '(empty)'}")
+    if "smtpd_relay_restrictions" not in postconf or "mynetworks" not in postconf:
+        return cat.POSTFIX_RELAY.judge(ERROR, f"postconf did not report the settings: {evidence}")
+    problems = []
+    wide = [n for n in networks if _network_is_local(n) is not True]
+    if wide:
+        problems.append(f"mynetworks trusts more than loopback: {' '.join(wide)}")
+    closes = "reject_unauth_destination" in restrictions or "defer_unauth_destination" in restrictions or (
+        restrictions and restrictions[-1] == "reject")
+    if not closes:
+        problems.append("smtpd_relay_restrictions do not end the relay (no reject_unauth_destination or reject)")
+    allowed_before = {"permit_mynetworks", "permit_sasl_authenticated", "reject_unauth_destination",
+                      "defer_unauth_destination", "reject"}
+    if any(r.startswith("permit") and r not in allowed_before for r in restrictions):
+        problems.append("smtpd_relay_restrictions permit more than mynetworks and authenticated users")
+    return cat.POSTFIX_RELAY.judge(FAIL if problems else PASS, "; ".join(problems + [evidence]))
+
+
+def _legacy_allowed(value: str) -> list[str]:
+    """Protocols a Postfix protocol setting still allows (">=TLSv1.2", "!SSLv2, !SSLv3" or empty forms)."""
+    value = value.strip()
+    minimum = re.match(r"^>=\s*(\S+)$", value)
+    if minimum:
+        order = (*LEGACY_PROTOCOLS, "TLSv1.2", "TLSv1.3")
+        floor = minimum.group(1)
+        return [p for p in LEGACY_PROTOCOLS if floor in order and order.index(p) >= order.index(floor)] \
+            if floor in order else list(LEGACY_PROTOCOLS)
+    excluded = {item.strip().lstrip("!") for item in re.split(r"[\s,:]+", value) if item.strip().startswith("!")}
+    included = {item.strip() for item in re.split(r"[\s,:]+", value) if item.strip() and not item.startswith("!")}
+    if included:
+        return [p for p in LEGACY_PROTOCOLS if p in included]
+    return [p for p in LEGACY_PROTOCOLS if p not in excluded]
+
+
+def postfix_tls_protocols(postconf: dict[str, str]) -> Control:
+    names = ("smtpd_tls_protocols", "smtpd_tls_mandatory_protocols")
+    if any(name not in postconf for name in names):
+        return cat.POSTFIX_TLS_PROTOCOLS.judge(ERROR, "postconf did not report the TLS protocol settings")
+    evidence = "; ".join(f"{name} = {postconf[name]}" for name in names)
+    legacy = sorted({p for name in names for p in _legacy_allowed(postconf[name])}, key=LEGACY_PROTOCOLS.index)
+    if legacy:
+        return cat.POSTFIX_TLS_PROTOCOLS.judge(FAIL, f"allows {', '.join(legacy)}: {evidence}")
+    return cat.POSTFIX_TLS_PROTOCOLS.judge(PASS, evidence)
+
+
+def postfix_tls_ciphers(postconf: dict[str, str]) -> Control:
+    names = ("smtpd_tls_ciphers", "smtpd_tls_mandatory_ciphers")
+    if any(name not in postconf for name in names):
+        return cat.POSTFIX_TLS_CIPHERS.judge(ERROR, "postconf did not report the cipher settings")
+    evidence = "; ".join(f"{name} = {postconf[name]}" for name in names)
+    weak = [name for name in names if postconf[name] not in ("high",)]
+    if any(postconf[name] in ("low", "export", "null") for name in names):
+        return cat.POSTFIX_TLS_CIPHERS.judge(FAIL, evidence)
+    return cat.POSTFIX_TLS_CIPHERS.judge(WARN if weak else PASS, evidence)
+
+
+def postfix_auth(postconf: dict[str, str], services: list[str]) -> Control:
+    overrides: dict[str, dict[str, str]] = {}
+    for line in services:
+        key, _, value = line.partition("=")
+        service, _, parameter = key.strip().rpartition("/")
+        overrides.setdefault(service, {})[parameter] = value.strip()
+    problems = []
+    if postconf.get("smtpd_sasl_auth_enable") != "no":
+        problems.append(f"main.cf smtpd_sasl_auth_enable = {postconf.get('smtpd_sasl_auth_enable')} (AUTH on port 25)")
+    sasl_services = [s for s, o in overrides.items() if o.get("smtpd_sasl_auth_enable") == "yes"]
+    for service in sasl_services:
+        options = overrides[service]
+        wrapper = options.get("smtpd_tls_wrappermode") == "yes"
+        tls_only = options.get("smtpd_tls_auth_only", postconf.get("smtpd_tls_auth_only")) == "yes"
+        encrypt = options.get("smtpd_tls_security_level") == "encrypt"
+        if not (wrapper or (tls_only and encrypt)):
+            problems.append(f"{service} offers AUTH without requiring TLS first")
+    evidence = (f"main.cf smtpd_sasl_auth_enable = {postconf.get('smtpd_sasl_auth_enable')}, smtpd_tls_auth_only = "
+                f"{postconf.get('smtpd_tls_auth_only')}; SASL enabled in {', '.join(sasl_services) or 'no service'}")
+    return cat.POSTFIX_AUTH.judge(FAIL if problems else PASS, "; ".join(problems + [evidence]))
+
+
+def postfix_milter(postconf: dict[str, str]) -> Control:
+    value = postconf.get("milter_default_action")
+    if value is None:
+        return cat.POSTFIX_MILTER_TEMPFAIL.judge(ERROR, "postconf did not report milter_default_action")
+    return cat.POSTFIX_MILTER_TEMPFAIL.judge(PASS if value == "tempfail" else FAIL,
+                                             f"milter_default_action = {value}")
+
+
+def dovecot_tls(doveconf: dict[str, str]) -> Control:
+    ssl, minimum = doveconf.get("ssl"), doveconf.get("ssl_min_protocol")
+    if ssl is None or minimum is None:
+        return cat.DOVECOT_TLS.judge(ERROR, "doveconf did not report ssl and ssl_min_protocol")
+    evidence = f"ssl = {ssl}; ssl_min_protocol = {minimum}"
+    ok = ssl == "required" and minimum in ("TLSv1.2", "TLSv1.3")
+    return cat.DOVECOT_TLS.judge(PASS if ok else FAIL, evidence)
+
+
+def dovecot_plaintext(doveconf: dict[str, str]) -> Control:
+    value = doveconf.get("disable_plaintext_auth")
+    if value is None:
+        return cat.DOVECOT_PLAINTEXT.judge(ERROR, "doveconf did not report disable_plaintext_auth")
+    evidence = f"disable_plaintext_auth = {value}; auth_mechanisms = {doveconf.get('auth_mechanisms', '?')}"
+    return cat.DOVECOT_PLAINTEXT.judge(PASS if value == "yes" else FAIL, evidence)
+
+
+def dovecot_password_scheme(passdb: list[str], schemes: list[str]) -> Control:
+    args = next((line.split("=", 1)[1].strip() for line in passdb if line.strip().startswith("args")), "")
+    default = re.search(r"scheme=(\S+)", args)
+    counts: dict[str, int] = {}
+    for scheme in schemes:
+        counts[scheme.upper()] = counts.get(scheme.upper(), 0) + 1
+    seen = ", ".join(f"{count} x {scheme}" for scheme, count in sorted(counts.items())) or "no entries"
+    evidence = f"passdb default scheme {default.group(1) if default else 'none'}; users file: {seen}"
+    weak = [s for s in counts if s not in STRONG_SCHEMES]
+    if weak:
+        return cat.DOVECOT_PASSWORD_SCHEME.judge(FAIL, f"weak or missing schemes {', '.join(weak)}: {evidence}")
+    if not counts:
+        return cat.DOVECOT_PASSWORD_SCHEME.judge(NOT_APPLICABLE, evidence)
+    return cat.DOVECOT_PASSWORD_SCHEME.judge(PASS, evidence)
+
+
+def rspamd_actions(dump: str, site: SiteExpectations) -> Control:
+    try:
+        actions = json.loads(dump) if dump else {}
+    except ValueError:
+        return cat.RSPAMD_ACTIONS.judge(ERROR, f"unreadable rspamadm output: {dump[:200]!r}")
+    reject, add_header = actions.get("reject"), actions.get("add_header")
+    evidence = (f"reject = {reject}, add_header = {add_header} "
+                f"(site: reject {site.spam_reject:g}, add_header {site.spam_add_header:g})")
+    if reject is None:
+        return cat.RSPAMD_ACTIONS.judge(FAIL, f"no reject threshold: {evidence}")
+    ok = float(reject) == site.spam_reject and add_header is not None and float(add_header) == site.spam_add_header
+    return cat.RSPAMD_ACTIONS.judge(PASS if ok else FAIL, evidence)
+
+
+def rspamd_dkim_bits(keys: list[Any]) -> Control:
+    if not keys:
+        return cat.RSPAMD_DKIM_BITS.judge(FAIL, "no DKIM key found in /var/lib/rspamd/dkim")
+    seen, weak = [], []
+    for info, text in keys:
+        bits = re.search(r"\((\d+) bit", text or "")
+        name = info["path"].rsplit("/", 1)[-1]
+        if "ED25519" in (text or "").upper():
+            seen.append(f"{name}: Ed25519")
+            continue
+        if not bits:
+            weak.append(name)
+            seen.append(f"{name}: unreadable ({text!r})")
+            continue
+        seen.append(f"{name}: RSA {bits.group(1)} bits")
+        if int(bits.group(1)) < 2048:
+            weak.append(name)
+    return cat.RSPAMD_DKIM_BITS.judge(FAIL if weak else PASS, "; ".join(seen))
+
+
+def _service(services: dict[str, Any], name: str) -> tuple[str, str]:
+    info = services.get(name) or {}
+    return str(info.get("state", "missing")), str(info.get("status", "missing"))
+
+
+def clamav_running(services: dict[str, Any]) -> Control:
+    state, status = _service(services, "clamav-daemon.service")
+    return cat.CLAMAV_RUNNING.judge(PASS if state == "running" else FAIL,
+                                    f"clamav-daemon.service: {state}, {status}")
+
+
+def clamav_signatures(databases: list[dict[str, Any]], now: float) -> Control:
+    if not databases:
+        return cat.CLAMAV_SIGNATURES.judge(FAIL, "no signature database in /var/lib/clamav")
+    newest = max(databases, key=lambda d: d["mtime"])
+    days = (now - float(newest["mtime"])) / 86400
+    names = ", ".join(d["path"].rsplit("/", 1)[-1] for d in databases)
+    evidence = f"newest database {newest['path']} is {days:.1f} days old; databases: {names}"
+    status = FAIL if days > SIGNATURES_FAIL_DAYS else WARN if days > SIGNATURES_WARN_DAYS else PASS
+    return cat.CLAMAV_SIGNATURES.judge(status, evidence)
+
+
+def host_services(services: dict[str, Any]) -> Control:
+    seen, bad = [], []
+    for name in SERVICES:
+        state, status = _service(services, name)
+        seen.append(f"{name}: {state}, {status}")
+        # postfix@- is an instance of a template unit: enabled through postfix.service, so it shows "active".
+        if state != "running" or status not in ("enabled", "active", "static", "alias"):
+            bad.append(name)
+    evidence = "; ".join(seen)
+    return cat.HOST_SERVICES.judge(FAIL if bad else PASS, f"not running or not enabled: {', '.join(bad)}; {evidence}"
+                                   if bad else evidence)
+
+
+def security_updates(upgrades: list[str], lists: list[dict[str, Any]], now: float) -> Control:
+    pending = [line.split()[1] for line in upgrades if re.search(r"-security\b", line, re.IGNORECASE)]
+    has_security_source = any("security" in entry["path"] for entry in lists)
+    age = (now - max(float(entry["mtime"]) for entry in lists)) / 86400 if lists else None
+    freshness = f"package lists {age:.1f} days old" if age is not None else "no package lists"
+    if pending:
+        return cat.HOST_SECURITY_UPDATES.judge(
+            FAIL, f"{len(pending)} pending: {', '.join(pending)} ({freshness})")
+    if not has_security_source:
+        return cat.HOST_SECURITY_UPDATES.judge(WARN, f"no security source among the package lists ({freshness})")
+    return cat.HOST_SECURITY_UPDATES.judge(PASS, f"none pending according to the host's {freshness}")
+
+
+def key_permissions(stat_lines: list[str], missing: list[str], dkim_keys: list[Any]) -> Control:
+    seen, bad = [], []
+    found: dict[str, tuple[str, str, str]] = {}
+    for line in stat_lines:
+        parts = line.split("\t")
+        if len(parts) == 4:
+            found[parts[0]] = (parts[1], parts[2], parts[3].zfill(4))
+    for path, want in KEY_FILES.items():
+        have = found.get(path)
+        if have is None:
+            bad.append(f"{path} missing")
+            continue
+        seen.append(f"{path} {have[0]}:{have[1]} {have[2]}")
+        if have != want:
+            bad.append(f"{path} is {have[0]}:{have[1]} {have[2]}, expected {want[0]}:{want[1]} {want[2]}")
+    for info, _ in dkim_keys:
+        have = (info.get("pw_name"), info.get("gr_name"), str(info.get("mode")).zfill(4))
+        seen.append(f"{info['path']} {have[0]}:{have[1]} {have[2]}")
+        if have != DKIM_KEY_OWNER:
+            bad.append(f"{info['path']} is {have[0]}:{have[1]} {have[2]}, expected _rspamd:_rspamd 0640")
+    evidence = "; ".join(bad + seen) + ("; " + "; ".join(missing) if missing else "")
+    return cat.HOST_KEY_PERMISSIONS.judge(FAIL if bad else PASS, evidence)
+
+
+def config_drift(sum_lines: list[str], expected: dict[str, str]) -> Control:
+    if not expected:
+        return cat.CONFIG_DRIFT.judge(ERROR, "the offline preview holds no files to compare with")
+    deployed = {}
+    for line in sum_lines:
+        digest, _, path = line.partition("  ")
+        deployed[path] = digest
+    missing = sorted(path for path in expected if path not in deployed)
+    changed = sorted(path for path in expected if path in deployed and deployed[path] != expected[path])
+    problems = [f"differs from the preview: {path} (deployed sha256 {deployed[path][:16]}..., preview "
+                f"{expected[path][:16]}...)" for path in changed] + [f"missing: {path}" for path in missing]
+    if problems:
+        return cat.CONFIG_DRIFT.judge(FAIL, "; ".join(problems) + f"; {len(expected)} files compared")
+    return cat.CONFIG_DRIFT.judge(PASS, f"all {len(expected)} files match the preview by SHA-256")

@@ -1,0 +1,102 @@
+"""One audit of a site: probe it, inspect its host read-only, judge every control and write the reports."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailappliance import podman
+from mailappliance.audit import catalogue as cat
+from mailappliance.audit import report
+from mailappliance.audit.host import HostInspection, inspect
+from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host
+from mailappliance.audit.judge_probes import judge_probes
+from mailappliance.audit.model import ERROR, PASS, Control, Evidence
+from mailappliance.audit.probes import probe_all
+from mailappliance.context import AppContext
+from mailappliance.site import Site
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    controls: list[Control]
+    data: dict[str, Any]
+    written: report.Written
+
+
+def probe_address(site: Site) -> str:
+    """Where the controller reaches the appliance: the container's address for a podman site."""
+    if site.host.connection == "podman":
+        return podman.ip_address(site.host.address)
+    return site.host.address
+
+
+def audit_dir(app: AppContext, site: Site) -> Path:
+    return app.build_root / site.name / "audit"
+
+
+def judge_inspection(inspection: HostInspection, site: Site) -> tuple[list[Control], dict[str, Any]]:
+    """Controls from the host run, including the proof that it changed nothing; and the evidence to keep."""
+    controls: list[Control] = []
+    changed = inspection.changed
+    recap = {key: dict(value) for key, value in (inspection.stats or {}).items()}
+    if inspection.stats is None:
+        controls.append(cat.AUDIT_READ_ONLY.judge(ERROR, "the playbook run produced no recap, so it proves nothing"))
+    elif changed:
+        controls.append(cat.AUDIT_READ_ONLY.judge(
+            ERROR, "the audit run reported changes: " + ", ".join(f"{h} changed={n}" for h, n in changed.items())))
+    else:
+        controls.append(cat.AUDIT_READ_ONLY.judge(PASS, f"recap: changed=0 on every host; {recap}"))
+    if inspection.error:
+        controls.append(cat.AUDIT_HOST_INSPECTION.judge(ERROR, inspection.error))
+    elif not inspection.evidence:
+        controls.append(cat.AUDIT_HOST_INSPECTION.judge(ERROR, "the playbook handed over no evidence"))
+    else:
+        controls.append(cat.AUDIT_HOST_INSPECTION.judge(PASS, f"inspected {', '.join(sorted(inspection.evidence))}"))
+    expectations = SiteExpectations(spam_add_header=site.spam.add_header, spam_reject=site.spam.reject)
+    kept: dict[str, Any] = {}
+    for host, evidence in sorted(inspection.evidence.items()):
+        host_controls = judge_host(evidence, inspection.expected.get(host, {}), expectations)
+        if len(inspection.evidence) > 1:
+            host_controls = [Control.from_dict({**c.to_dict(), "evidence": f"{host}: {c.evidence}"})
+                             for c in host_controls]
+        controls.extend(host_controls)
+        services = evidence.get("services") or {}
+        kept[host] = {**evidence, "services": {name: services.get(name) for name in SERVICES},
+                      "expected_files": inspection.expected.get(host, {})}
+    return controls, kept
+
+
+def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None, previous: Path | None) -> AuditResult:
+    started = datetime.datetime.now(datetime.UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    output = output or audit_dir(app, site) / stamp
+    address = probe_address(site)
+    click.echo(f"probing {site.hostname} at {address} (ports 25, 465, 587, 993, 995, 4190)")
+    probes = probe_all(address, site.hostname)
+    controls = judge_probes(probes, site.hostname, started)
+    click.echo("inspecting the host with playbooks/audit.yml (read-only)")
+    inspection = inspect(app, site)
+    host_controls, host_evidence = judge_inspection(inspection, site)
+    controls = host_controls[:2] + controls + host_controls[2:]
+
+    previous = previous or report.find_previous(audit_dir(app, site), exclude=output)
+    changes = None
+    if previous is not None:
+        previous_data = report.load_report(previous)
+        changes = report.changes_data(previous, previous_data, report.compare(previous_data, controls))
+    finished = datetime.datetime.now(datetime.UTC)
+    evidence = Evidence(probes=probes, host=host_evidence, run={
+        "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
+        "wall_seconds": round((finished - started).total_seconds(), 1),
+        "playbook_status": inspection.status, "playbook_rc": inspection.rc, "recap": inspection.stats,
+        "failed_tasks": inspection.failed_tasks,
+    })
+    data = report.report_data(site=site.name, hostname=site.hostname, address=address,
+                              generated_at=started.strftime("%Y-%m-%dT%H:%M:%SZ"), controls=controls,
+                              evidence=evidence, fail_on=fail_on, changes=changes)
+    return AuditResult(controls, data, report.write_reports(data, output))

@@ -1,0 +1,55 @@
+"""`mailappliance audit SITE`: read-only evidence about a deployed site, judged per control, as HTML, JSON, JUnit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailappliance import exit_codes
+from mailappliance.audit.model import SEVERITIES, failing_at
+from mailappliance.audit.run import run_audit
+from mailappliance.context import AppContext
+from mailappliance.errors import UserError
+
+
+@click.command()
+@click.argument("site_arg", metavar="SITE")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
+              help="Exit non-zero when a control of this severity or a more serious one fails (or cannot be checked).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html, report.json and report.junit.xml (with .sha256 digests) "
+                   "[default: BUILD_ROOT/SITE/audit/<UTC timestamp>/].")
+@click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="An earlier report.json to list changes against [default: the latest earlier report of SITE "
+                   "in BUILD_ROOT/SITE/audit/].")
+@click.pass_obj
+def audit(app: AppContext, site_arg: str, fail_on: str, output: Path | None, previous: Path | None) -> None:
+    """Audit SITE's deployed appliance without changing it.
+
+    Probes TLS and SMTP policy from this machine, inspects the host through a read-only playbook
+    (playbooks/audit.yml; the run must report no change), compares the deployed files with the offline
+    preview, and writes the reports. Exits with code 8 when a control at or above --fail-on fails.
+    """
+    site = app.load(site_arg)
+    app.write_inventory(site)
+    result = run_audit(app, site, fail_on=fail_on, output=output, previous=previous)
+    summary = result.data["summary"]
+    counts = ", ".join(f"{count} {status}" for status, count in summary["by_status"].items() if count)
+    click.echo(f"audit of {site.name}: {summary['total']} controls: {counts}")
+    for control in result.controls:
+        if control.status != "pass":
+            click.echo(f"  {control.status.upper():<14} {control.severity:<8} {control.id}: {control.evidence}")
+    changes = result.data.get("changes")
+    if changes:
+        click.echo(f"changes since {changes['previous_report']}: {len(changes['changed'])}")
+        for change in changes["changed"]:
+            click.echo(f"  {change['id']}: {change['before']} -> {change['after']}")
+    written = result.written
+    click.echo(f"reports: {written.html}\n         {written.json} (sha256 {written.json_digest})\n"
+               f"         {written.junit}")
+    failing = failing_at(result.controls, fail_on)
+    if failing:
+        raise UserError(f"{len(failing)} control(s) at or above severity {fail_on} failed: "
+                        + ", ".join(control.id for control in failing),
+                        exit_code=exit_codes.EXIT_CODE_AUDIT_FAILED)

@@ -1,0 +1,113 @@
+"""Recorded audit evidence of a healthy appliance (taken from the demo site), for judging and report tests.
+
+Each function returns a fresh copy, so a test can break one value and see exactly one control fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from typing import Any
+
+HOSTNAME = "mail.demo.test"
+NOW = datetime.datetime(2026, 11, 25, 13, 0, tzinfo=datetime.UTC)
+CLOCK = NOW.timestamp()
+
+_CERT = {
+    "subject": "CN=mail.demo.test", "issuer": "CN=mail.demo.test", "self_signed": True,
+    "dns_names": ["mail.demo.test"], "common_names": ["mail.demo.test"],
+    "not_before": "2026-11-25T13:07:10+00:00", "not_after": "2027-12-27T13:07:10+00:00",
+    "serial": "2e47f1ed", "sha256": "54aa7808d6aba6a2",
+}
+_VERSIONS = {
+    "TLSv1": {"accepted": False, "reason": "TLSV1_ALERT_PROTOCOL_VERSION"},
+    "TLSv1.1": {"accepted": False, "reason": "TLSV1_ALERT_PROTOCOL_VERSION"},
+    "TLSv1.2": {"accepted": True, "reason": ""},
+    "TLSv1.3": {"accepted": True, "reason": ""},
+}
+_GREETINGS = {
+    25: "mail.demo.test ESMTP", 587: "mail.demo.test ESMTP", 465: "220 mail.demo.test ESMTP",
+    993: "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN] "
+         "mail.demo.test ready.",
+    995: "+OK mail.demo.test ready.", 4190: 'OK "mail.demo.test ready."',
+}
+_KINDS = {25: "smtp-starttls", 587: "smtp-starttls", 465: "smtp-tls", 993: "imap-tls", 995: "pop3-tls",
+          4190: "sieve-starttls"}
+_EHLO_BEFORE = ["8bitmime", "chunking", "dsn", "enhancedstatuscodes", "ehlo", "pipelining", "size", "smtputf8",
+                "starttls"]
+
+
+def probes() -> dict[str, Any]:
+    ports = {
+        str(port): {
+            "port": port, "kind": kind, "required": port != 4190, "reachable": True, "greeting": _GREETINGS[port],
+            "negotiated": "TLSv1.3", "cipher": "TLS_AES_256_GCM_SHA384", "certificate": copy.deepcopy(_CERT),
+            "versions": copy.deepcopy(_VERSIONS),
+            "trust": {"verified": False, "verify_code": 18, "verify_message": "self-signed certificate"},
+        }
+        for port, kind in _KINDS.items()
+    }
+    after = [f for f in _EHLO_BEFORE if f != "starttls"]
+    return {
+        "address": "10.88.0.25",
+        "server_name": HOSTNAME,
+        "ports": ports,
+        "smtp": {
+            "25": {"reachable": True, "banner": "mail.demo.test ESMTP", "before_tls": list(_EHLO_BEFORE),
+                   "after_tls": list(after), "auth_after_tls": []},
+            "587": {"reachable": True, "banner": "mail.demo.test ESMTP", "before_tls": list(_EHLO_BEFORE),
+                    "after_tls": sorted([*after, "auth"]), "auth_after_tls": ["PLAIN", "LOGIN"]},
+            "relay": {"reachable": True, "steps": [
+                {"command": "MAIL FROM:<audit-probe@relay-test-sender.example>", "code": 250, "reply": "2.1.0 Ok"},
+                {"command": "RCPT TO:<audit-probe@relay-test-recipient.example.net>", "code": 554,
+                 "reply": "5.7.1 <audit-probe@relay-test-recipient.example.net>: Relay access denied"},
+            ]},
+        },
+    }
+
+
+EXPECTED_FILES = {
+    "/etc/postfix/main.cf": "e7f1a6cc12688863cc17bcd1a42f01ef053ccf487b24a37cdbd67fe24d084d4d",
+    "/etc/dovecot/users": "a81ccd8aeb3d95fc0f088d3acac4e3515e2e392d6bea92209150aa6e7c738f90",
+}
+
+
+def host() -> dict[str, Any]:
+    services = {name: {"name": name, "source": "systemd", "state": "running", "status": "enabled"}
+                for name in ("dovecot.service", "rspamd.service", "redis-server.service", "clamav-daemon.service")}
+    services["postfix@-.service"] = {"name": "postfix@-.service", "source": "systemd", "state": "running",
+                                     "status": "active"}
+    return {
+        "postconf": [
+            "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+            "mynetworks = 127.0.0.0/8 [::1]/128",
+            "smtpd_tls_protocols = >=TLSv1.2", "smtpd_tls_mandatory_protocols = >=TLSv1.2",
+            "smtpd_tls_ciphers = high", "smtpd_tls_mandatory_ciphers = high", "smtpd_tls_security_level = may",
+            "milter_default_action = tempfail", "smtpd_sasl_auth_enable = no", "smtpd_tls_auth_only = yes",
+        ],
+        "postconf_services": [
+            "submission/inet/smtpd_sasl_auth_enable = yes", "submission/inet/smtpd_tls_auth_only = yes",
+            "submission/inet/smtpd_tls_security_level = encrypt",
+            "submissions/inet/smtpd_sasl_auth_enable = yes", "submissions/inet/smtpd_tls_auth_only = yes",
+            "submissions/inet/smtpd_tls_security_level = encrypt", "submissions/inet/smtpd_tls_wrappermode = yes",
+        ],
+        "doveconf": ["ssl = required", "ssl_min_protocol = TLSv1.2", "disable_plaintext_auth = yes",
+                     "auth_mechanisms = plain login"],
+        "passdb": ["passdb {", "  args = scheme=SHA512-CRYPT username_format=%Lu /etc/dovecot/users",
+                   "  driver = passwd-file", "}"],
+        "password_schemes": ["SHA512-CRYPT"],
+        "rspamd_actions": '{\n    "reject": 15,\n    "add_header": 6\n}',
+        "dkim_keys": [[{"gr_name": "_rspamd", "mode": "0640", "path": "/var/lib/rspamd/dkim/demo.test.mail.key",
+                        "pw_name": "_rspamd"}, "Public-Key: (2048 bit)"]],
+        "clamav_databases": [{"mtime": CLOCK - 3600, "path": "/var/lib/clamav/eicar.hdb", "size": 58}],
+        "services": services,
+        "upgrades": [],
+        "apt_lists": [{"mtime": CLOCK - 3600,
+                       "path": "/var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_InRelease"}],
+        "key_files": ["/etc/mailappliance/tls/key.pem\troot\troot\t600", "/etc/dovecot/users\troot\tdovecot\t640",
+                      "/etc/rspamd/local.d/worker-controller.inc\troot\t_rspamd\t640"],
+        "key_files_missing": [],
+        "files": [f"{digest}  {path}" for path, digest in EXPECTED_FILES.items()],
+        "files_missing": [],
+        "clock": str(int(CLOCK)),
+    }

@@ -1,0 +1,205 @@
+"""Judging recorded evidence: a healthy appliance passes, and each control fails for its own misconfiguration."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import auditfixtures as fx
+from mailappliance.audit import catalogue as cat
+from mailappliance.audit.host import HostInspection
+from mailappliance.audit.judge_host import SiteExpectations, judge_host
+from mailappliance.audit.judge_probes import banner_leak, judge_probes, name_matches
+from mailappliance.audit.model import Control, failing_at
+
+SITE = SiteExpectations(spam_add_header=6, spam_reject=15)
+
+
+def statuses(controls: list[Control]) -> dict[str, str]:
+    return {control.id: control.status for control in controls}
+
+
+def probe_controls(probes: dict[str, Any], now: datetime.datetime = fx.NOW) -> dict[str, str]:
+    return statuses(judge_probes(probes, fx.HOSTNAME, now))
+
+
+def host_controls(host: dict[str, Any], expected: dict[str, str] | None = None) -> dict[str, str]:
+    return statuses(judge_host(host, fx.EXPECTED_FILES if expected is None else expected, SITE))
+
+
+def test_healthy_probes_pass_with_self_signed_warnings() -> None:
+    seen = probe_controls(fx.probes())
+    warns = {cid for cid, status in seen.items() if status == "warn"}
+    assert warns == {f"TLS-{port}-CERT-CHAIN" for port in (25, 587, 465, 993, 995, 4190)}
+    assert {status for cid, status in seen.items() if cid not in warns} == {"pass"}
+    assert len(seen) == 6 * 4 + 7
+
+
+def test_healthy_host_passes() -> None:
+    seen = host_controls(fx.host())
+    assert set(seen.values()) == {"pass"}, seen
+    assert len(seen) == 16
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def apply(data: dict[str, Any]) -> None:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return apply
+
+
+PROBE_BREAKS = {
+    "TLS-25-PROTOCOLS": _set(["ports", "25", "versions", "TLSv1", "accepted"], True),
+    "TLS-993-PROTOCOLS": _set(["ports", "993", "versions", "TLSv1.1", "accepted"], True),
+    "TLS-465-CERT-CHAIN": _set(["ports", "465", "trust"], {"verified": False, "verify_code": 20,
+                                                           "verify_message": "unable to get local issuer certificate"}),
+    "TLS-465-CERT-EXPIRY": _set(["ports", "465", "certificate", "not_after"], "2026-11-30T00:00:00+00:00"),
+    "TLS-995-CERT-NAME": _set(["ports", "995", "certificate", "dns_names"], ["other.example"]),
+    "SMTP-25-STARTTLS": _set(["smtp", "25", "before_tls"], ["pipelining", "size"]),
+    "SMTP-587-STARTTLS": _set(["smtp", "587", "before_tls"], ["pipelining", "size"]),
+    "SMTP-25-NO-AUTH": _set(["smtp", "25", "after_tls"], ["auth", "pipelining"]),
+    "SMTP-587-NO-AUTH-BEFORE-TLS": _set(["smtp", "587", "before_tls"], ["auth", "starttls"]),
+    "SMTP-OPEN-RELAY": _set(["smtp", "relay", "steps", 1, "code"], 250),
+    "SMTP-BANNER": _set(["smtp", "25", "banner"], "mail.demo.test ESMTP Postfix (Debian/GNU)"),
+    "IMAP-GREETING": _set(["ports", "993", "greeting"], "* OK Dovecot (Debian) ready."),
+}
+
+
+@pytest.mark.parametrize("control", sorted(PROBE_BREAKS))
+def test_each_probe_control_fails_for_its_misconfiguration(control: str) -> None:
+    probes = fx.probes()
+    PROBE_BREAKS[control](probes)
+    seen = probe_controls(probes)
+    assert seen[control] == "fail"
+    healthy = probe_controls(fx.probes())
+    assert {cid for cid in seen if seen[cid] != healthy[cid]} == {control}
+
+
+def test_expiry_warns_within_30_days_and_fails_when_expired() -> None:
+    probes = fx.probes()
+    probes["ports"]["25"]["certificate"]["not_after"] = "2026-12-15T00:00:00+00:00"
+    assert probe_controls(probes)["TLS-25-CERT-EXPIRY"] == "warn"
+    probes["ports"]["25"]["certificate"]["not_after"] = "2026-01-01T00:00:00+00:00"
+    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW) if c.id == "TLS-25-CERT-EXPIRY")
+    assert control.status == "fail" and "expired on 2026-01-01" in control.evidence
+
+
+def test_closed_ports_are_errors_unless_optional() -> None:
+    probes = fx.probes()
+    probes["ports"]["465"] = {"port": 465, "kind": "smtp-tls", "required": True, "reachable": False,
+                              "error": "[Errno 111] Connection refused"}
+    probes["ports"]["4190"] = {"port": 4190, "kind": "sieve-starttls", "required": False, "reachable": False,
+                               "error": "[Errno 111] Connection refused"}
+    seen = probe_controls(probes)
+    assert {seen[f"TLS-465-{x}"] for x in ("PROTOCOLS", "CERT-CHAIN", "CERT-EXPIRY", "CERT-NAME")} == {"error"}
+    assert {seen[f"TLS-4190-{x}"] for x in ("PROTOCOLS", "CERT-CHAIN", "CERT-EXPIRY", "CERT-NAME")} == \
+        {"not-applicable"}
+
+
+def test_relay_deferred_is_a_warning_and_the_dialogue_is_evidence() -> None:
+    probes = fx.probes()
+    probes["smtp"]["relay"]["steps"][1].update(code=451, reply="4.3.0 try later")
+    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW) if c.id == "SMTP-OPEN-RELAY")
+    assert control.status == "warn"
+    assert "RCPT TO:<audit-probe@relay-test-recipient.example.net> -> 451 4.3.0 try later" in control.evidence
+
+
+def test_banner_leaks_ignore_the_host_name() -> None:
+    assert banner_leak("mail2.demo.test ESMTP", "mail2.demo.test") == []
+    assert banner_leak("mx ESMTP Postfix 3.7.11", "mx") == ["3.7.11", "Postfix"]
+
+
+def test_certificate_names_follow_rfc_6125() -> None:
+    assert name_matches("*.demo.test", "mail.demo.test")
+    assert not name_matches("*.demo.test", "a.mail.demo.test")
+    assert name_matches("MAIL.demo.test", "mail.demo.test")
+
+
+HOST_BREAKS = {
+    "POSTFIX-RELAY": _set(["postconf", 1], "mynetworks = 0.0.0.0/0"),
+    "POSTFIX-TLS-PROTOCOLS": _set(["postconf", 2], "smtpd_tls_protocols = >=TLSv1"),
+    "POSTFIX-TLS-CIPHERS": _set(["postconf", 5], "smtpd_tls_mandatory_ciphers = low"),
+    "POSTFIX-AUTH": _set(["postconf", 8], "smtpd_sasl_auth_enable = yes"),
+    "POSTFIX-MILTER-TEMPFAIL": _set(["postconf", 7], "milter_default_action = accept"),
+    "DOVECOT-TLS": _set(["doveconf", 1], "ssl_min_protocol = TLSv1"),
+    "DOVECOT-PLAINTEXT": _set(["doveconf", 2], "disable_plaintext_auth = no"),
+    "DOVECOT-PASSWORD-SCHEME": _set(["password_schemes"], ["SHA512-CRYPT", "PLAIN"]),
+    "RSPAMD-ACTIONS": _set(["rspamd_actions"], '{"reject": 150, "add_header": 6}'),
+    "RSPAMD-DKIM-BITS": _set(["dkim_keys", 0, 1], "Public-Key: (1024 bit)"),
+    "CLAMAV-RUNNING": _set(["services", "clamav-daemon.service", "state"], "stopped"),
+    "CLAMAV-SIGNATURES": _set(["clamav_databases", 0, "mtime"], fx.CLOCK - 30 * 86400),
+    "HOST-SERVICES": _set(["services", "dovecot.service", "status"], "disabled"),
+    "HOST-SECURITY-UPDATES": _set(["upgrades"], [
+        "Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])"]),
+    "HOST-KEY-PERMISSIONS": _set(["key_files", 0], "/etc/mailappliance/tls/key.pem\troot\troot\t644"),
+    "CONFIG-DRIFT": _set(["files", 0], "0000  /etc/postfix/main.cf"),
+}
+
+
+@pytest.mark.parametrize("control", sorted(HOST_BREAKS))
+def test_each_host_control_fails_for_its_misconfiguration(control: str) -> None:
+    host = fx.host()
+    HOST_BREAKS[control](host)
+    seen = host_controls(host)
+    assert seen[control] == "fail"
+    # A stopped clamd is also a service down: the two controls are meant to overlap there.
+    expected = {control, "HOST-SERVICES"} if control == "CLAMAV-RUNNING" else {control}
+    assert {cid for cid, status in seen.items() if status != "pass"} == expected
+
+
+def test_every_catalogued_control_has_a_failing_test() -> None:
+    specs = [value for value in vars(cat).values() if isinstance(value, cat.Spec)]
+    broken = set(PROBE_BREAKS) | set(HOST_BREAKS) | {"AUDIT-READ-ONLY", "AUDIT-HOST-INSPECTION"}
+    generic = {cid.replace("25", "{port}").replace("993", "{port}").replace("465", "{port}").replace("995", "{port}")
+               for cid in broken}
+    missing = [spec.id for spec in specs if spec.id not in broken and spec.id not in generic]
+    assert missing == []
+
+
+def test_drift_reports_missing_files_and_never_content() -> None:
+    host = fx.host()
+    host["files"] = host["files"][:1]
+    control = next(c for c in judge_host(host, fx.EXPECTED_FILES, SITE) if c.id == "CONFIG-DRIFT")
+    assert control.status == "fail" and "missing: /etc/dovecot/users" in control.evidence
+
+
+def test_dkim_key_owner_is_checked() -> None:
+    host = fx.host()
+    host["dkim_keys"][0][0]["mode"] = "0644"
+    assert host_controls(host)["HOST-KEY-PERMISSIONS"] == "fail"
+
+
+def test_security_updates_warn_without_a_security_source() -> None:
+    host = fx.host()
+    host["apt_lists"][0]["path"] = "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"
+    assert host_controls(host)["HOST-SECURITY-UPDATES"] == "warn"
+
+
+def test_a_run_that_changed_something_is_an_error() -> None:
+    from mailappliance.audit.run import judge_inspection
+    from mailappliance.site import Spam
+
+    class _Site:
+        spam = Spam()
+
+    changed = HostInspection(evidence={"h": fx.host()}, expected={"h": fx.EXPECTED_FILES},
+                             stats={"changed": {"h": 1}, "ok": {"h": 16}})
+    controls, _ = judge_inspection(changed, _Site())  # type: ignore[arg-type]
+    assert statuses(controls)["AUDIT-READ-ONLY"] == "error"
+    assert [c.id for c in failing_at(controls, "critical")] == ["AUDIT-READ-ONLY"]
+    unreachable = HostInspection(stats=None, error="cannot reach h")
+    controls, _ = judge_inspection(unreachable, _Site())  # type: ignore[arg-type]
+    assert statuses(controls) == {"AUDIT-READ-ONLY": "error", "AUDIT-HOST-INSPECTION": "error"}
+
+
+def test_fail_on_threshold() -> None:
+    probes = fx.probes()
+    probes["smtp"]["25"]["banner"] = "mx ESMTP Postfix"
+    controls = judge_probes(probes, fx.HOSTNAME, fx.NOW)
+    assert [c.id for c in failing_at(controls, "low")] == ["SMTP-BANNER"]
+    assert failing_at(controls, "medium") == []

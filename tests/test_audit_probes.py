@@ -1,0 +1,168 @@
+"""The live probes against small TLS and SMTP servers started here on loopback: they tell a server that accepts
+TLS 1.0 from one that refuses it, and see STARTTLS, AUTH and an open relay as an outside client would."""
+
+from __future__ import annotations
+
+import datetime
+import socketserver
+import ssl
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from mailappliance.audit import probes
+from mailappliance.audit.judge_probes import judge_port, judge_smtp
+
+NAME = "mx.audit.test"
+NOW = datetime.datetime.now(datetime.UTC)
+
+@pytest.fixture(scope="module")
+def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed EC certificate for NAME (EC keeps generation fast)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=90))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def server_context(cert_files: tuple[Path, Path], minimum: ssl.TLSVersion) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*cert_files)
+    # SECLEVEL 0 so that the minimum version alone decides whether TLS 1.0 is spoken.
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0 is enabled on purpose
+        ctx.minimum_version = minimum
+    return ctx
+
+
+@dataclass
+class SmtpBehaviour:
+    auth_before_tls: bool = False
+    open_relay: bool = False
+
+
+class _ImapsHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        try:
+            with self.server.ctx.wrap_socket(self.request, server_side=True) as tls:  # type: ignore[attr-defined]
+                tls.sendall(b"* OK [CAPABILITY IMAP4rev1] ready.\r\n")
+        except (ssl.SSLError, OSError):
+            pass
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        behaviour: SmtpBehaviour = self.server.behaviour  # type: ignore[attr-defined]
+        conn, reader, tls = self.request, self.rfile, False
+
+        def send(text: str) -> None:
+            conn.sendall(text.encode() + b"\r\n")
+
+        send(f"220 {NAME} ESMTP")
+        try:
+            while line := reader.readline().decode().strip():
+                verb = line.split()[0].upper()
+                if verb == "EHLO":
+                    features = ["PIPELINING"] + ([] if tls else ["STARTTLS"])
+                    if tls or behaviour.auth_before_tls:
+                        features.append("AUTH PLAIN")
+                    send("\r\n".join([f"250-{NAME}"] + [f"250-{f}" for f in features[:-1]] + [f"250 {features[-1]}"]))
+                elif verb == "STARTTLS" and not tls:
+                    send("220 2.0.0 Ready to start TLS")
+                    conn = self.server.ctx.wrap_socket(conn, server_side=True)  # type: ignore[attr-defined]
+                    reader, tls = conn.makefile("rb"), True
+                elif verb == "MAIL":
+                    send("250 2.1.0 Ok")
+                elif verb == "RCPT":
+                    send("250 2.1.5 Ok" if behaviour.open_relay else "554 5.7.1 Relay access denied")
+                elif verb == "QUIT":
+                    send("221 2.0.0 Bye")
+                    return
+                else:
+                    send("250 2.0.0 Ok")
+        except (ssl.SSLError, OSError):
+            pass
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _serve(handler: type, ctx: ssl.SSLContext, behaviour: SmtpBehaviour | None = None) -> Iterator[int]:
+    server = _Server(("127.0.0.1", 0), handler)
+    server.ctx = ctx  # type: ignore[attr-defined]
+    server.behaviour = behaviour or SmtpBehaviour()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("minimum,verdict", [(ssl.TLSVersion.TLSv1, "fail"), (ssl.TLSVersion.TLSv1_2, "pass")],
+                         ids=["TLS1.0-enabled", "TLS1.2-minimum"])
+def test_implicit_tls_probe_tells_legacy_tls_apart(cert_files: tuple[Path, Path], minimum: ssl.TLSVersion,
+                                                   verdict: str) -> None:
+    for port_number in _serve(_ImapsHandler, server_context(cert_files, minimum)):
+        seen = probes.probe_port("127.0.0.1", probes.Port(port_number, probes.IMAP_TLS), NAME)
+        assert seen["versions"]["TLSv1"]["accepted"] is (verdict == "fail")
+        assert seen["versions"]["TLSv1.2"]["accepted"] and seen["versions"]["TLSv1.3"]["accepted"]
+        assert seen["greeting"] == "* OK [CAPABILITY IMAP4rev1] ready."
+        controls = {c.id.replace(str(port_number), "N"): c for c in judge_port(seen, NAME, NOW)}
+        assert controls["TLS-N-PROTOCOLS"].status == verdict
+        assert controls["TLS-N-CERT-NAME"].status == "pass"
+        assert controls["TLS-N-CERT-EXPIRY"].status == "pass"
+        chain = controls["TLS-N-CERT-CHAIN"]
+        assert chain.status == "warn" and "not publicly trusted" in chain.evidence
+
+
+def test_starttls_probe_and_smtp_policy_of_a_well_behaved_server(cert_files: tuple[Path, Path]) -> None:
+    for port_number in _serve(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2)):
+        seen = probes.probe_port("127.0.0.1", probes.Port(port_number, probes.SMTP_STARTTLS), NAME)
+        assert seen["greeting"] == f"{NAME} ESMTP"
+        assert not seen["versions"]["TLSv1.1"]["accepted"] and seen["versions"]["TLSv1.2"]["accepted"]
+        policy = probes.smtp_policy("127.0.0.1", NAME, mx_port=port_number, submission_port=port_number)
+        statuses = {c.id: c.status for c in judge_smtp(policy, {"993": {"greeting": "* OK ready."}}, NAME)}
+        assert statuses == {"SMTP-25-STARTTLS": "pass", "SMTP-587-STARTTLS": "pass", "SMTP-25-NO-AUTH": "fail",
+                            "SMTP-587-NO-AUTH-BEFORE-TLS": "pass", "SMTP-OPEN-RELAY": "pass",
+                            "SMTP-BANNER": "pass", "IMAP-GREETING": "pass"}
+        # The fake server offers AUTH after STARTTLS, as submission does; port 25 must not.
+        assert policy["587"]["auth_after_tls"] == ["PLAIN"]
+
+
+def test_smtp_policy_catches_auth_before_tls_and_an_open_relay(cert_files: tuple[Path, Path]) -> None:
+    behaviour = SmtpBehaviour(auth_before_tls=True, open_relay=True)
+    for port_number in _serve(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2), behaviour):
+        policy = probes.smtp_policy("127.0.0.1", NAME, mx_port=port_number, submission_port=port_number)
+        statuses = {c.id: c.status for c in judge_smtp(policy, {}, NAME)}
+        assert statuses["SMTP-587-NO-AUTH-BEFORE-TLS"] == "fail"
+        assert statuses["SMTP-OPEN-RELAY"] == "fail"
+        # The attempt stops at RCPT: no DATA is ever sent.
+        assert [step["command"].split(":")[0] for step in policy["relay"]["steps"]] == ["MAIL FROM", "RCPT TO"]
+
+
+def test_a_closed_port_is_reported_not_raised() -> None:
+    with _Server(("127.0.0.1", 0), _ImapsHandler) as server:
+        closed = server.server_address[1]
+    seen = probes.probe_port("127.0.0.1", probes.Port(closed, probes.IMAP_TLS), NAME)
+    assert seen["reachable"] is False and seen["error"]
