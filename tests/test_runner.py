@@ -9,14 +9,16 @@ import pytest
 from mailappliance import exit_codes, runner
 from mailappliance.errors import UserError
 
-PLAYBOOK = """\
-- name: Exercise the runner
+# A play on the inventory's one host, run on the controller itself.
+LOCAL_PLAY = """\
   hosts: mailappliance
   connection: local
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   tasks:
+"""
+PLAYBOOK = "- name: Exercise the runner\n" + LOCAL_PLAY + """\
     - name: Report
       ansible.builtin.debug:
         msg: hello
@@ -112,14 +114,7 @@ def test_ansible_errors_before_the_run_are_shown(project: Path) -> None:
     assert caught.value.exit_code == exit_codes.EXIT_CODE_ANSIBLE_ERROR
 
 
-LOOP_PLAYBOOK = """\
-- name: Loop with a secret item
-  hosts: mailappliance
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
+LOOP_PLAYBOOK = "- name: Loop with a secret item\n" + LOCAL_PLAY + """\
     - name: Write files, one of them secret
       ansible.builtin.copy:
         content: "{{ item.content }}\\n"
