@@ -117,6 +117,9 @@ def hosts_data(site: Site) -> dict[str, Any]:
 
 def site_vars(site: Site) -> dict[str, Any]:
     """The site-wide variables every role maps into its own defaults (see the contract)."""
+    # Imported here: mailappliance.dns.plan imports this module for the inventory paths.
+    from mailappliance.dns.plan import mta_sts_policy
+
     return {
         "mailappliance__site": site.name,
         "mailappliance__hostname": site.hostname,
@@ -135,9 +138,9 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__spam_network_checks": site.spam.network_checks,
         "mailappliance__antivirus_mirror_url": site.antivirus.mirror_url,
         "mailappliance__antivirus_local_databases": [str(p) for p in site.antivirus.local_databases],
-        # The MTA-STS policy the appliance serves; `mailappliance dns plan` derives its DNS id from the same values.
-        "mailappliance__mta_sts_mode": site.dns.mta_sts_mode,
-        "mailappliance__mta_sts_max_age": site.dns.mta_sts_max_age,
+        # The MTA-STS policy text the appliance serves byte for byte; `mailappliance dns plan` hashes the same
+        # text into the id it publishes, so the two cannot disagree.
+        "mailappliance__mta_sts_policy": mta_sts_policy(site.dns.mta_sts_mode, site.hostname, site.dns.mta_sts_max_age),
     }
 
 
@@ -185,6 +188,15 @@ class _Dumper(yaml.SafeDumper):
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # Text of several lines (the MTA-STS policy) as a literal block, so the file shows it as it is served.
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def _dump(data: dict[str, Any]) -> str:
