@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
 from typing import Any
 
+from mailappliance.audit import catalogue as cat
+from mailappliance.dns.plan import mta_sts_policy
+from mailappliance.site import DEFAULT_MTA_STS_MAX_AGE
+
 HOSTNAME = "mail.demo.test"
+DOMAIN = "demo.test"
 NOW = datetime.datetime(2026, 11, 25, 13, 0, tzinfo=datetime.UTC)
 CLOCK = NOW.timestamp()
 
@@ -29,12 +35,30 @@ _GREETINGS = {
     25: "mail.demo.test ESMTP", 587: "mail.demo.test ESMTP", 465: "220 mail.demo.test ESMTP",
     993: "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN] "
          "mail.demo.test ready.",
-    995: "+OK mail.demo.test ready.", 4190: 'OK "mail.demo.test ready."',
+    995: "+OK mail.demo.test ready.", 4190: 'OK "mail.demo.test ready."', 443: "",
 }
 _KINDS = {25: "smtp-starttls", 587: "smtp-starttls", 465: "smtp-tls", 993: "imap-tls", 995: "pop3-tls",
-          4190: "sieve-starttls"}
+          4190: "sieve-starttls", 443: "https"}
 _EHLO_BEFORE = ["8bitmime", "chunking", "dsn", "enhancedstatuscodes", "ehlo", "pipelining", "size", "smtputf8",
                 "starttls"]
+
+
+def policy(hostname: str = HOSTNAME) -> str:
+    """The MTA-STS policy the plan of a site with this host name holds (mode enforce, default max_age)."""
+    return mta_sts_policy("enforce", hostname, DEFAULT_MTA_STS_MAX_AGE)
+
+
+def mta_sts(domain: str = DOMAIN, hostname: str = HOSTNAME) -> dict[str, Any]:
+    """What the MTA-STS fetch of one domain sees on a healthy appliance (self-signed certificate)."""
+    body = policy(hostname)
+    return {
+        "domain": domain, "host": f"mta-sts.{domain}", "url": f"https://mta-sts.{domain}/.well-known/mta-sts.txt",
+        "address": "10.88.0.25", "port": 443, "tls_version": "TLSv1.3",
+        "certificate": {**copy.deepcopy(_CERT), "dns_names": [hostname, f"mta-sts.{domain}"]},
+        "reachable": True, "status": 200, "reason": "OK", "content_type": "text/plain", "location": "",
+        "body": body, "body_bytes": len(body.encode()), "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+        "trust": {"verified": False, "verify_code": 18, "verify_message": "self-signed certificate"},
+    }
 
 
 def probes() -> dict[str, Any]:
@@ -47,6 +71,7 @@ def probes() -> dict[str, Any]:
         }
         for port, kind in _KINDS.items()
     }
+    ports["443"]["certificate"]["dns_names"] = [HOSTNAME, f"mta-sts.{DOMAIN}"]
     after = [f for f in _EHLO_BEFORE if f != "starttls"]
     return {
         "address": "10.88.0.25",
@@ -63,6 +88,7 @@ def probes() -> dict[str, Any]:
                  "reply": "5.7.1 <audit-probe@relay-test-recipient.example.net>: Relay access denied"},
             ]},
         },
+        "mta_sts": {DOMAIN: mta_sts()},
     }
 
 
@@ -74,7 +100,8 @@ EXPECTED_FILES = {
 
 def host() -> dict[str, Any]:
     services = {name: {"name": name, "source": "systemd", "state": "running", "status": "enabled"}
-                for name in ("dovecot.service", "rspamd.service", "redis-server.service", "clamav-daemon.service")}
+                for name in ("dovecot.service", "rspamd.service", "redis-server.service", "clamav-daemon.service",
+                             "nginx.service")}
     services["postfix@-.service"] = {"name": "postfix@-.service", "source": "systemd", "state": "running",
                                      "status": "active"}
     return {
@@ -111,3 +138,18 @@ def host() -> dict[str, Any]:
         "files_missing": [],
         "clock": str(int(CLOCK)),
     }
+
+
+def dns(domain: str = DOMAIN, hostname: str = HOSTNAME) -> dict[str, Any]:
+    """`dns check` results of a healthy, unsigned zone: one passing record per DNS control (DNSSEC warns)."""
+    results = []
+    for spec in cat.DNS_SPECS:
+        status, state, detail = "pass", "present", "as planned"
+        if spec.id == "DNS-DNSSEC":
+            status, state, detail = "warn", "missing", "unsigned: no DNSKEY at the domain"
+        name = {"DNS-ADDRESS": f"{hostname}.", "DNS-TLSA-MATCH": f"_25._tcp.{hostname}.",
+                "DNS-PTR": "25.0.88.10.in-addr.arpa."}.get(spec.id, f"{domain}.")
+        results.append({"id": spec.id, "group": domain, "name": name, "type": "TXT", "status": status,
+                        "state": state, "observed": "v=spf1 ip4:10.88.0.25 -all", "expected": None,
+                        "detail": detail})
+    return {"nameserver": "127.0.0.1:5353", "error": "", "answered": 60, "notes": [], "results": results}

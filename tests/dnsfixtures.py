@@ -52,11 +52,20 @@ def published_dir(inventory_root: Path) -> Path:
     return inventory_root / "dnstest" / "published" / HOSTNAME
 
 
-def write_dkim_key(inventory_root: Path, domain: str, selector: str, bits: int = 2048) -> Path:
-    """A key record the way `rspamadm dkim_keygen` writes it: BIND style, the key split over strings."""
+def _dkim_public_key(bits: int) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    p = base64.b64encode(der).decode()
+    return base64.b64encode(der).decode()
+
+
+def dkim_record(bits: int = 2048) -> str:
+    """The TXT text of a DKIM key record for a fresh key (one the appliance does not sign with)."""
+    return f"v=DKIM1; k=rsa; p={_dkim_public_key(bits)}"
+
+
+def write_dkim_key(inventory_root: Path, domain: str, selector: str, bits: int = 2048) -> Path:
+    """A key record the way `rspamadm dkim_keygen` writes it: BIND style, the key split over strings."""
+    p = _dkim_public_key(bits)
     chunks = "\n\t".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
     path = published_dir(inventory_root) / "dkim" / f"{domain}.{selector}.pub"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,16 +96,19 @@ def write_published(inventory_root: Path, dkim_bits: int = 2048) -> None:
     write_certificate(published_dir(inventory_root) / "tls" / "cert.pem")
 
 
-def zone_files(records: list[dict]) -> dict[str, str]:
-    """Zone file texts holding the given plan records (JSON form), each in the longest matching test zone."""
+def zone_files(records: list[dict], zones: tuple[str, ...] = ZONES) -> dict[str, str]:
+    """Zone file texts holding the given plan records (JSON form), each in the longest matching zone of `zones`."""
     texts = {zone: f"$TTL 300\n{zone} SOA ns.alpha.test. hostmaster.alpha.test. 1 3600 600 86400 300\n"
-                   f"{zone} NS ns.alpha.test.\n" for zone in ZONES}
-    texts["alpha.test."] += "ns.alpha.test. A 127.0.0.1\n"
+                   f"{zone} NS ns.alpha.test.\n" for zone in zones}
+    if "alpha.test." in texts:
+        texts["alpha.test."] += "ns.alpha.test. A 127.0.0.1\n"
     for record in records:
         if record.get("pending"):
             continue
-        zone = max((z for z in ZONES if record["name"] == z or record["name"].endswith("." + z)), key=len)
-        texts[zone] += f"{record['name']} {record['ttl']} IN {record['type']} {record['rdata']}\n"
+        matching = [z for z in zones if record["name"] == z or record["name"].endswith("." + z)]
+        if not matching:
+            raise ValueError(f"{record['name']} {record['type']} is in none of the zones {', '.join(zones)}")
+        texts[max(matching, key=len)] += f"{record['name']} {record['ttl']} IN {record['type']} {record['rdata']}\n"
     return texts
 
 

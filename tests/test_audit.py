@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 import auditfixtures as fx
+import dnsfixtures
 from clirunner import run_cli
+from conftest import CERT_PEM
 from mailappliance import __version__
 from mailappliance.audit import run as audit_run
 from mailappliance.audit.host import HostInspection, expected_checksums
@@ -20,12 +22,20 @@ from mailappliance.exit_codes import EXIT_CODE_AUDIT_FAILED
 HOST = "mail.alpha.test"
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Replace the live probes and the host run with recorded evidence; tests may edit it before the run."""
-    evidence: dict[str, Any] = {"probes": fx.probes(), "host": fx.host(), "changed": {}}
+def recorded(monkeypatch: pytest.MonkeyPatch, site_dir: Path) -> dict[str, Any]:
+    """Replace DNS, the live probes and the host run with recorded evidence; tests may edit it before the run."""
+    # The site's provided certificate goes into the DNS plan (TLSA), so it has to be a real one.
+    dnsfixtures.write_certificate(site_dir / "tls" / "cert.pem", HOST)
+    evidence: dict[str, Any] = {"probes": fx.probes(), "host": fx.host(), "changed": {},
+                                "dns": fx.dns("alpha.test", HOST), "nameservers": []}
 
-    def probe_all(address: str, server_name: str) -> dict[str, Any]:
+    def probe_all(address: str, server_name: str, domains: list[str]) -> dict[str, Any]:
+        assert domains == ["alpha.test", "beta.test"]
         return evidence["probes"]
+
+    def check_dns(plan: Any, server: Any) -> dict[str, Any]:
+        evidence["nameservers"].append(server)
+        return evidence["dns"]
 
     def inspect(app: Any, site: Any) -> HostInspection:
         return HostInspection(evidence={HOST: evidence["host"]}, expected={HOST: fx.EXPECTED_FILES},
@@ -33,9 +43,11 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(audit_run, "probe_all", probe_all)
     monkeypatch.setattr(audit_run, "inspect", inspect)
+    monkeypatch.setattr(audit_run, "check_dns", check_dns)
     # The recorded certificate is valid until 2027-12; the site's host name differs from the demo's.
     for port in evidence["probes"]["ports"].values():
         port["certificate"]["dns_names"] = [HOST]
+    evidence["probes"]["mta_sts"] = {domain: fx.mta_sts(domain, HOST) for domain in ("alpha.test", "beta.test")}
     return evidence
 
 def audit(*args: str) -> Any:
@@ -51,14 +63,23 @@ def test_healthy_appliance_passes_and_writes_three_reports(full_site: Path, site
     data = json.loads((out / "report.json").read_text())
     assert set(data) == {"schema_version", "tool", "tool_version", "generated_at", "site", "hostname", "address",
                          "summary", "controls", "changes", "evidence"}
-    assert data["schema_version"] == 1 and data["tool_version"] == __version__
+    assert data["schema_version"] == 2 and data["tool_version"] == __version__
     assert data["generated_at"].endswith("Z")
     assert data["summary"]["verdict"] == "pass"
-    assert data["summary"]["by_status"]["warn"] == 6
+    # Self-signed: the certificate chain of six ports and the MTA-STS policy host; unsigned zone: DNSSEC.
+    assert data["summary"]["by_status"]["warn"] == 8
     assert set(data["controls"][0]) == {"id", "title", "severity", "status", "evidence", "remediation",
                                         "references", "source"}
-    assert [c["id"] for c in data["controls"][:2]] == ["AUDIT-READ-ONLY", "AUDIT-HOST-INSPECTION"]
-    assert "audit of molecule: 49 controls: 43 pass, 6 warn" in result.stdout
+    # Grouped by source: DNS, probes, host, the run itself.
+    sources = [c["source"] for c in data["controls"]]
+    assert sources == sorted(sources, key=["dns", "probe", "host", "audit"].index)
+    assert [c["id"] for c in data["controls"][-2:]] == ["AUDIT-READ-ONLY", "AUDIT-HOST-INSPECTION"]
+    assert data["summary"]["by_source"]["dns"] == {"pass": 24, "fail": 0, "warn": 1, "not-applicable": 0,
+                                                   "error": 0}
+    assert set(data["evidence"]) == {"dns", "probes", "host", "run"}
+    assert data["evidence"]["dns"]["nameserver"] == "127.0.0.1:5353"
+    assert "audit of molecule: 76 controls: 68 pass, 8 warn" in result.stdout
+    assert "  nameserver: 127.0.0.1:5353; 25 results" in result.stdout
 
 
 def test_digests_match_and_the_html_shows_the_json_digest(full_site: Path, site_dir: Path, recorded: dict) -> None:
@@ -155,3 +176,25 @@ def test_expected_checksums_come_from_the_preview(tmp_path: Path) -> None:
     (tmp_path / HOST / "etc/postfix").mkdir(parents=True)
     (tmp_path / HOST / "etc/postfix/main.cf").write_text("x\n")
     assert expected_checksums(tmp_path) == {HOST: {"/etc/postfix/main.cf": hashlib.sha256(b"x\n").hexdigest()}}
+
+
+def test_nameserver_is_parsed_like_dns_check_and_passed_on(full_site: Path, site_dir: Path, recorded: dict) -> None:
+    assert audit("--nameserver", "[::1]:5353").exit_code == 0
+    assert [str(server) for server in recorded["nameservers"]] == ["[::1]:5353"]
+    result = audit("--nameserver", "ns.example:53")
+    assert result.exit_code == 1
+    assert "Error: --nameserver: 'ns.example:53' is not an IP address" in result.stderr
+
+
+def test_a_dns_plan_that_cannot_be_built_errs_the_dns_controls_only(full_site: Path, site_dir: Path,
+                                                                     recorded: dict) -> None:
+    # PEM armour around garbage: the site file validates, the certificate's key cannot be read for TLSA.
+    (site_dir / "tls" / "cert.pem").write_text(CERT_PEM)
+    result = audit("--fail-on", "critical")
+    assert result.exit_code == 0, result.output
+    data = json.loads((site_dir / "out/report.json").read_text())
+    dns = [c for c in data["controls"] if c["source"] == "dns"]
+    assert len(dns) == 25 and {c["status"] for c in dns} == {"error"}
+    assert "the DNS plan could not be built: " in dns[0]["evidence"] and "not a PEM certificate" in dns[0]["evidence"]
+    assert {c["status"] for c in data["controls"] if c["source"] != "dns"} <= {"pass", "warn"}
+    assert recorded["nameservers"] == []

@@ -11,8 +11,9 @@ import pytest
 import auditfixtures as fx
 from mailappliance.audit import catalogue as cat
 from mailappliance.audit.host import HostInspection
+from mailappliance.audit.judge_dns import judge_dns, worst
 from mailappliance.audit.judge_host import SiteExpectations, judge_host
-from mailappliance.audit.judge_probes import banner_leak, judge_probes, name_matches
+from mailappliance.audit.judge_probes import banner_leak, judge_mta_sts, judge_probes, name_matches
 from mailappliance.audit.model import Control, failing_at
 
 SITE = SiteExpectations(spam_add_header=6, spam_reject=15)
@@ -23,7 +24,7 @@ def statuses(controls: list[Control]) -> dict[str, str]:
 
 
 def probe_controls(probes: dict[str, Any], now: datetime.datetime = fx.NOW) -> dict[str, str]:
-    return statuses(judge_probes(probes, fx.HOSTNAME, now))
+    return statuses(judge_probes(probes, fx.HOSTNAME, now, fx.policy()))
 
 
 def host_controls(host: dict[str, Any], expected: dict[str, str] | None = None) -> dict[str, str]:
@@ -33,9 +34,11 @@ def host_controls(host: dict[str, Any], expected: dict[str, str] | None = None) 
 def test_healthy_probes_pass_with_self_signed_warnings() -> None:
     seen = probe_controls(fx.probes())
     warns = {cid for cid, status in seen.items() if status == "warn"}
-    assert warns == {f"TLS-{port}-CERT-CHAIN" for port in (25, 587, 465, 993, 995, 4190)}
+    assert warns == {f"TLS-{port}-CERT-CHAIN" for port in (25, 587, 465, 993, 995, 4190)} | {"MTASTS-POLICY"}
     assert {status for cid, status in seen.items() if cid not in warns} == {"pass"}
-    assert len(seen) == 6 * 4 + 7
+    # Four TLS controls per mail port, the protocol versions of the web port, SMTP policy, the MTA-STS policy.
+    assert len(seen) == 6 * 4 + 1 + 7 + 1
+    assert "TLS-443-CERT-NAME" not in seen
 
 
 def test_healthy_host_passes() -> None:
@@ -56,6 +59,8 @@ def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
 PROBE_BREAKS = {
     "TLS-25-PROTOCOLS": _set(["ports", "25", "versions", "TLSv1", "accepted"], True),
     "TLS-993-PROTOCOLS": _set(["ports", "993", "versions", "TLSv1.1", "accepted"], True),
+    "TLS-443-PROTOCOLS": _set(["ports", "443", "versions", "TLSv1", "accepted"], True),
+    "MTASTS-POLICY": _set(["mta_sts", fx.DOMAIN, "status"], 404),
     "TLS-465-CERT-CHAIN": _set(["ports", "465", "trust"], {"verified": False, "verify_code": 20,
                                                            "verify_message": "unable to get local issuer certificate"}),
     "TLS-465-CERT-EXPIRY": _set(["ports", "465", "certificate", "not_after"], "2026-11-30T00:00:00+00:00"),
@@ -85,7 +90,7 @@ def test_expiry_warns_within_30_days_and_fails_when_expired() -> None:
     probes["ports"]["25"]["certificate"]["not_after"] = "2026-12-15T00:00:00+00:00"
     assert probe_controls(probes)["TLS-25-CERT-EXPIRY"] == "warn"
     probes["ports"]["25"]["certificate"]["not_after"] = "2026-01-01T00:00:00+00:00"
-    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW) if c.id == "TLS-25-CERT-EXPIRY")
+    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW, fx.policy()) if c.id == "TLS-25-CERT-EXPIRY")
     assert control.status == "fail" and "expired on 2026-01-01" in control.evidence
 
 
@@ -104,7 +109,7 @@ def test_closed_ports_are_errors_unless_optional() -> None:
 def test_relay_deferred_is_a_warning_and_the_dialogue_is_evidence() -> None:
     probes = fx.probes()
     probes["smtp"]["relay"]["steps"][1].update(code=451, reply="4.3.0 try later")
-    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW) if c.id == "SMTP-OPEN-RELAY")
+    control = next(c for c in judge_probes(probes, fx.HOSTNAME, fx.NOW, fx.policy()) if c.id == "SMTP-OPEN-RELAY")
     assert control.status == "warn"
     assert "RCPT TO:<audit-probe@relay-test-recipient.example.net> -> 451 4.3.0 try later" in control.evidence
 
@@ -156,8 +161,10 @@ def test_every_catalogued_control_has_a_failing_test() -> None:
     specs = [value for value in vars(cat).values() if isinstance(value, cat.Spec)]
     broken = set(PROBE_BREAKS) | set(HOST_BREAKS) | {"AUDIT-READ-ONLY", "AUDIT-HOST-INSPECTION"}
     generic = {cid.replace("25", "{port}").replace("993", "{port}").replace("465", "{port}").replace("995", "{port}")
-               for cid in broken}
-    missing = [spec.id for spec in specs if spec.id not in broken and spec.id not in generic]
+               .replace("443", "{port}") for cid in broken}
+    # DNS controls are broken zone by zone against a real name server in test_dns_live.py
+    # (test_every_dns_control_has_a_broken_variant), and folded here in test_dns_controls_*.
+    missing = [spec.id for spec in specs if spec.id not in broken and spec.id not in generic and spec.source != "dns"]
     assert missing == []
 
 
@@ -200,6 +207,100 @@ def test_a_run_that_changed_something_is_an_error() -> None:
 def test_fail_on_threshold() -> None:
     probes = fx.probes()
     probes["smtp"]["25"]["banner"] = "mx ESMTP Postfix"
-    controls = judge_probes(probes, fx.HOSTNAME, fx.NOW)
+    controls = judge_probes(probes, fx.HOSTNAME, fx.NOW, fx.policy())
     assert [c.id for c in failing_at(controls, "low")] == ["SMTP-BANNER"]
     assert failing_at(controls, "medium") == []
+
+
+MTA_STS_BREAKS = {
+    "unreachable": ({"reachable": False, "error": "[Errno 111] Connection refused"},
+                    "unreachable: [Errno 111] Connection refused"),
+    "not-found": ({"status": 404, "reason": "Not Found"}, "HTTP 404 Not Found"),
+    "redirect": ({"status": 301, "reason": "Moved Permanently", "location": "https://www.demo.test/"},
+                 "HTTP 301 Moved Permanently (a redirect to https://www.demo.test/, which senders do not follow)"),
+    "content-type": ({"content_type": "text/html; charset=utf-8"},
+                     "Content-Type text/html; charset=utf-8, not text/plain"),
+    "body": ({"body": fx.policy().replace("enforce", "testing"), "body_sha256": "0" * 64},
+             "body differs from the plan's policy: line 2 is 'mode: testing' where the plan has 'mode: enforce'"),
+    "crlf": ({"body": fx.policy().replace("\n", "\r\n"), "body_sha256": "0" * 64},
+             "body differs from the plan's policy: CRLF line endings where the plan has LF"),
+    "line-missing": ({"body": fx.policy().rsplit("max_age", 1)[0], "body_sha256": "0" * 64},
+                     "body differs from the plan's policy: line 4 'max_age: 604800' of the plan is missing"),
+    "certificate-name": ({"certificate": {"dns_names": [fx.HOSTNAME], "subject": "CN=" + fx.HOSTNAME}},
+                         f"the certificate does not name mta-sts.{fx.DOMAIN} (subjectAltName: {fx.HOSTNAME})"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MTA_STS_BREAKS))
+def test_mta_sts_policy_fails_and_says_why(case: str) -> None:
+    change, reason = MTA_STS_BREAKS[case]
+    fetched = {fx.DOMAIN: {**fx.mta_sts(), **change}, "other.test": fx.mta_sts("other.test")}
+    control = judge_mta_sts(fetched, fx.policy())
+    assert control.status == "fail" and control.severity == "high"
+    assert control.references[0].startswith("RFC 8461 section 3.3")
+    first, second = control.evidence.splitlines()
+    assert first.startswith(f"fail: https://mta-sts.{fx.DOMAIN}/.well-known/mta-sts.txt at 10.88.0.25:443: ")
+    assert reason in first
+    # Every domain has its own line; the healthy one only warns about its self-signed certificate.
+    assert second.startswith("warn: https://mta-sts.other.test/")
+
+
+def test_mta_sts_policy_passes_with_a_trusted_certificate_and_warns_without() -> None:
+    trusted = {**fx.mta_sts(), "trust": {"verified": True, "verify_code": 0, "verify_message": "ok"}}
+    control = judge_mta_sts({fx.DOMAIN: trusted}, fx.policy())
+    assert control.status == "pass"
+    assert control.evidence == (f"pass: https://mta-sts.{fx.DOMAIN}/.well-known/mta-sts.txt at 10.88.0.25:443: "
+                                f"serves the planned policy (HTTP 200, text/plain, 64 bytes, TLSv1.3, "
+                                f"certificate names mta-sts.{fx.DOMAIN})")
+    control = judge_mta_sts({fx.DOMAIN: fx.mta_sts()}, fx.policy())
+    assert control.status == "warn" and "not publicly trusted (self-signed certificate)" in control.evidence
+
+
+def test_dns_controls_of_a_healthy_zone_pass_and_dnssec_only_warns() -> None:
+    controls = judge_dns(fx.dns())
+    assert [c.id for c in controls] == [spec.id for spec in cat.DNS_SPECS]
+    assert {c.id for c in controls if c.status != "pass"} == {"DNS-DNSSEC"}
+    dnssec = next(c for c in controls if c.id == "DNS-DNSSEC")
+    assert dnssec.status == "warn" and dnssec.severity == "info" and failing_at(controls, "info") == []
+    assert {c.source for c in controls} == {"dns"}
+
+
+def test_dns_controls_fold_records_into_their_worst_status() -> None:
+    evidence = fx.dns()
+    mx = next(r for r in evidence["results"] if r["id"] == "DNS-MX")
+    evidence["results"].append({**mx, "group": "beta.test", "name": "beta.test.", "type": "MX", "status": "fail",
+                                "state": "missing", "observed": None, "expected": "10 mail.demo.test.",
+                                "detail": "no MX record"})
+    evidence["results"].append({**mx, "group": "gamma.test", "name": "gamma.test.", "status": "warn",
+                                "detail": "present, not compared"})
+    controls = {c.id: c for c in judge_dns(evidence)}
+    assert controls["DNS-MX"].status == "fail"
+    assert controls["DNS-MX"].evidence.splitlines() == [
+        "pass: demo.test. TXT: present: as planned; observed v=spf1 ip4:10.88.0.25 -all",
+        "fail: beta.test. MX: missing: no MX record; expected 10 mail.demo.test.",
+        "warn: gamma.test. TXT: present: present, not compared; observed v=spf1 ip4:10.88.0.25 -all",
+    ]
+    assert {cid for cid, c in controls.items() if c.status not in ("pass", "warn")} == {"DNS-MX"}
+    assert worst(["not-applicable", "pass", "warn"]) == "warn"
+    assert worst(["fail", "error", "pass"]) == "error"
+    assert worst(["not-applicable", "pass"]) == "pass"
+
+
+def test_dns_controls_without_records_are_not_applicable_and_long_values_are_cut() -> None:
+    evidence = fx.dns()
+    evidence["results"] = [r for r in evidence["results"] if r["id"] != "DNS-DMARC-RUA-AUTH"]
+    dkim = next(r for r in evidence["results"] if r["id"] == "DNS-DKIM-RECORD")
+    dkim["observed"] = "v=DKIM1; k=rsa; p=" + "A" * 400
+    controls = {c.id: c for c in judge_dns(evidence)}
+    assert controls["DNS-DMARC-RUA-AUTH"].status == "not-applicable"
+    assert controls["DNS-DKIM-RECORD"].evidence.endswith("A" * (120 - len("v=DKIM1; k=rsa; p=")) + "...")
+
+
+def test_dns_that_cannot_be_asked_makes_every_dns_control_an_error() -> None:
+    evidence = {**fx.dns(), "results": [], "answered": 0,
+                "error": "no lookup got an answer from 127.0.0.1:5353 (lookup failed: no answer within 5 s)"}
+    controls = judge_dns(evidence)
+    assert {c.status for c in controls} == {"error"} and len(controls) == len(cat.DNS_SPECS)
+    assert controls[0].evidence == ("DNS could not be checked against 127.0.0.1:5353: no lookup got an answer from "
+                                    "127.0.0.1:5353 (lookup failed: no answer within 5 s)")
+    assert [c.id for c in failing_at(controls, "high")][:2] == ["DNS-MX", "DNS-SPF-RECORD"]

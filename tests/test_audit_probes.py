@@ -1,15 +1,18 @@
-"""The live probes against small TLS and SMTP servers started here on loopback: they tell a server that accepts
-TLS 1.0 from one that refuses it, and see STARTTLS, AUTH and an open relay as an outside client would."""
+"""The live probes against small TLS, SMTP and HTTPS servers started here on loopback: they tell a server that
+accepts TLS 1.0 from one that refuses it, see STARTTLS, AUTH and an open relay as an outside client would, and
+fetch the MTA-STS policy the way a sending MTA does."""
 
 from __future__ import annotations
 
 import datetime
+import http.server
+import socket
 import socketserver
 import ssl
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,26 +22,41 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mailappliance.audit import probes
-from mailappliance.audit.judge_probes import judge_port, judge_smtp
+from mailappliance.audit.judge_probes import judge_mta_sts, judge_port, judge_smtp
+from mailappliance.dns.plan import mta_sts_policy
 
 NAME = "mx.audit.test"
+DOMAIN = "audit.test"
+POLICY_HOST = f"mta-sts.{DOMAIN}"
+POLICY = mta_sts_policy("enforce", NAME, 604800)
 NOW = datetime.datetime.now(datetime.UTC)
 
-@pytest.fixture(scope="module")
-def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed EC certificate for NAME (EC keeps generation fast)."""
+
+def _write_cert(folder: Path, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed EC certificate for `names` (EC keeps generation fast)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(NOW - datetime.timedelta(days=1))
             .not_valid_after(NOW + datetime.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False)
             .sign(key, hashes.SHA256()))
-    folder = tmp_path_factory.mktemp("tls")
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
     return folder / "cert.pem", folder / "key.pem"
+
+
+@pytest.fixture(scope="module")
+def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """For NAME only, like the mail ports' certificate."""
+    return _write_cert(tmp_path_factory.mktemp("tls"), [NAME])
+
+
+@pytest.fixture(scope="module")
+def web_cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """For NAME and the policy host, as the appliance's certificate will be once it serves MTA-STS."""
+    return _write_cert(tmp_path_factory.mktemp("web-tls"), [NAME, POLICY_HOST])
 
 
 def server_context(cert_files: tuple[Path, Path], minimum: ssl.TLSVersion) -> ssl.SSLContext:
@@ -166,3 +184,128 @@ def test_a_closed_port_is_reported_not_raised() -> None:
         closed = server.server_address[1]
     seen = probes.probe_port("127.0.0.1", probes.Port(closed, probes.IMAP_TLS), NAME)
     assert seen["reachable"] is False and seen["error"]
+
+
+@dataclass
+class WebBehaviour:
+    status: int = 200
+    content_type: str = "text/plain"
+    body: bytes = POLICY.encode()
+    headers: dict[str, str] = field(default_factory=dict)
+    # What the server saw, for the test to check the probe asked like a sender does.
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    server_names: list[str | None] = field(default_factory=list)
+
+
+class _PolicyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # http.server dispatches on this name
+        behaviour: WebBehaviour = self.server.behaviour  # type: ignore[attr-defined]
+        behaviour.requests.append((self.command, self.path, self.headers.get("Host", "")))
+        self.send_response(behaviour.status)
+        self.send_header("Content-Type", behaviour.content_type)
+        self.send_header("Content-Length", str(len(behaviour.body)))
+        for name, value in behaviour.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(behaviour.body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: pytest shows failures, not access logs
+        pass
+
+
+class _HTTPSServer(http.server.ThreadingHTTPServer):
+    """The TLS handshake runs in the request's thread, so a refused handshake never stalls the server."""
+
+    daemon_threads = True
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:  # type: ignore[override]
+        try:
+            tls = self.ctx.wrap_socket(request, server_side=True)  # type: ignore[attr-defined]
+        except (ssl.SSLError, OSError):
+            return
+        with tls:
+            self.RequestHandlerClass(tls, client_address, self)
+
+
+def _serve_https(cert: tuple[Path, Path], behaviour: WebBehaviour,
+                 minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> Iterator[int]:
+    ctx = server_context(cert, minimum)
+    ctx.sni_callback = lambda _sock, name, _ctx: behaviour.server_names.append(name)  # type: ignore[assignment]
+    server = _HTTPSServer(("127.0.0.1", 0), _PolicyHandler)
+    server.ctx = ctx  # type: ignore[attr-defined]
+    server.behaviour = behaviour  # type: ignore[attr-defined]
+    # A short poll interval: shutdown() waits for the loop to notice, half a second by default.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_mta_sts_probe_fetches_the_policy_as_a_sender_would(web_cert_files: tuple[Path, Path]) -> None:
+    behaviour = WebBehaviour()
+    for port_number in _serve_https(web_cert_files, behaviour):
+        seen = probes.fetch_mta_sts_policy("127.0.0.1", DOMAIN, port_number)
+    assert behaviour.requests == [("GET", "/.well-known/mta-sts.txt", POLICY_HOST)]
+    # SNI names the policy host on the fetch and on the trust check, though the probe connects to an address.
+    assert behaviour.server_names == [POLICY_HOST, POLICY_HOST]
+    assert (seen["status"], seen["content_type"], seen["body"]) == (200, "text/plain", POLICY)
+    assert seen["tls_version"] == "TLSv1.3" and seen["certificate"]["dns_names"] == [NAME, POLICY_HOST]
+    assert seen["trust"]["verified"] is False and seen["trust"]["verify_code"] == 18
+    control = judge_mta_sts({DOMAIN: seen}, POLICY)
+    # Self-signed: served as planned, but senders would not trust the policy host.
+    assert control.status == "warn" and "serves the planned policy" in control.evidence
+
+
+SERVED_WRONG = {
+    "not-found": (WebBehaviour(status=404, body=b"not found"), "HTTP 404 Not Found"),
+    "redirect": (WebBehaviour(status=302, body=b"", headers={"Location": "https://www.audit.test/"}),
+                 "(a redirect to https://www.audit.test/, which senders do not follow)"),
+    "content-type": (WebBehaviour(content_type="text/html"), "Content-Type text/html, not text/plain"),
+    "testing-mode": (WebBehaviour(body=POLICY.replace("enforce", "testing").encode()),
+                     ("body differs from the plan's policy: line 2 is 'mode: testing' where the plan has "
+                      "'mode: enforce'")),
+    "crlf": (WebBehaviour(body=POLICY.replace("\n", "\r\n").encode()),
+             "body differs from the plan's policy: CRLF line endings where the plan has LF"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVED_WRONG))
+def test_mta_sts_policy_served_wrong_fails(web_cert_files: tuple[Path, Path], case: str) -> None:
+    behaviour, reason = SERVED_WRONG[case]
+    for port_number in _serve_https(web_cert_files, behaviour):
+        seen = probes.fetch_mta_sts_policy("127.0.0.1", DOMAIN, port_number)
+    control = judge_mta_sts({DOMAIN: seen}, POLICY)
+    assert control.status == "fail" and reason in control.evidence, control.evidence
+
+
+def test_mta_sts_policy_host_missing_from_the_certificate_fails(cert_files: tuple[Path, Path]) -> None:
+    for port_number in _serve_https(cert_files, WebBehaviour()):
+        seen = probes.fetch_mta_sts_policy("127.0.0.1", DOMAIN, port_number)
+    control = judge_mta_sts({DOMAIN: seen}, POLICY)
+    assert control.status == "fail"
+    assert f"the certificate does not name {POLICY_HOST} (subjectAltName: {NAME})" in control.evidence
+
+
+def test_mta_sts_policy_host_unreachable_fails() -> None:
+    with _Server(("127.0.0.1", 0), _ImapsHandler) as server:
+        closed = server.server_address[1]
+    seen = probes.fetch_mta_sts_policy("127.0.0.1", DOMAIN, closed)
+    assert seen["reachable"] is False
+    control = judge_mta_sts({DOMAIN: seen}, POLICY)
+    assert control.status == "fail" and f"127.0.0.1:{closed}: unreachable: " in control.evidence
+
+
+@pytest.mark.parametrize("minimum,verdict", [(ssl.TLSVersion.TLSv1, "fail"), (ssl.TLSVersion.TLSv1_2, "pass")],
+                         ids=["TLS1.0-enabled", "TLS1.2-minimum"])
+def test_web_port_is_judged_for_protocol_versions_only(web_cert_files: tuple[Path, Path], minimum: ssl.TLSVersion,
+                                                       verdict: str) -> None:
+    for port_number in _serve_https(web_cert_files, WebBehaviour(), minimum):
+        seen = probes.probe_port("127.0.0.1", probes.Port(port_number, probes.HTTPS), POLICY_HOST)
+    assert seen["reachable"] and seen["greeting"] == ""
+    assert seen["versions"]["TLSv1"]["accepted"] is (verdict == "fail")
+    controls = judge_port(seen, NAME, NOW)
+    assert [(c.id, c.status) for c in controls] == [(f"TLS-{port_number}-PROTOCOLS", verdict)]
+    assert "nginx (ssl_protocols TLSv1.2 TLSv1.3)" in controls[0].remediation

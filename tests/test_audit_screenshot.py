@@ -14,9 +14,11 @@ import pytest
 import auditfixtures as fx
 from conftest import PROJECT_DIR
 from mailappliance.audit import report
+from mailappliance.audit.judge_dns import judge_dns
 from mailappliance.audit.judge_host import SiteExpectations, judge_host
 from mailappliance.audit.judge_probes import judge_probes
 from mailappliance.audit.model import Evidence
+from mailappliance.audit.run import by_source
 
 ARTIFACT = PROJECT_DIR / "build" / "test-artifacts" / "audit-report.png"
 CHROMIUM = shutil.which("chromium")
@@ -25,13 +27,20 @@ CHROMIUM = shutil.which("chromium")
 def _report(output: Path) -> Path:
     probes = fx.probes()
     probes["ports"]["25"]["versions"]["TLSv1"]["accepted"] = True
+    probes["mta_sts"][fx.DOMAIN]["content_type"] = "text/html"
     host = fx.host()
     host["postconf"][1] = "mynetworks = 0.0.0.0/0"
-    controls = judge_probes(probes, fx.HOSTNAME, fx.NOW) + judge_host(host, fx.EXPECTED_FILES, SiteExpectations(6, 15))
+    dns = fx.dns()
+    spf_all = next(r for r in dns["results"] if r["id"] == "DNS-SPF-ALL")
+    spf_all.update(status="fail", state="weaker", observed="v=spf1 ip4:10.88.0.25 ~all",
+                   expected="v=spf1 ip4:10.88.0.25 -all",
+                   detail="~all only marks mail from other hosts as suspicious (softfail); end the record with -all")
+    controls = by_source(judge_dns(dns) + judge_probes(probes, fx.HOSTNAME, fx.NOW, fx.policy())
+                         + judge_host(host, fx.EXPECTED_FILES, SiteExpectations(6, 15)))
     data = report.report_data(
         site="demo", hostname=fx.HOSTNAME, address="10.88.0.25",
         generated_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        controls=controls, evidence=Evidence(probes=probes, host={fx.HOSTNAME: host}, run={"recap": {}}),
+        controls=controls, evidence=Evidence(dns=dns, probes=probes, host={fx.HOSTNAME: host}, run={"recap": {}}),
         fail_on="high",
         changes={"previous_report": "build/demo/audit/20261125T120000Z/report.json",
                  "previous_generated_at": "2026-11-25T12:00:00Z",

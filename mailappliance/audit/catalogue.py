@@ -20,8 +20,25 @@ NIST = "NIST SP 800-177 Rev. 1 (Trustworthy email)"
 BSI = "BSI TR-03108 (Secure e-mail transport)"
 MOZILLA = "Mozilla server-side TLS guidelines (intermediate)"
 RFC9989 = "RFC 9989 (DMARC)"
+RFC7208 = "RFC 7208 (Sender Policy Framework)"
+RFC8460 = "RFC 8460 (SMTP TLS reporting)"
+RFC6186 = "RFC 6186 (SRV records for locating email submission and access services)"
+RFC8463 = "RFC 8463 (Ed25519 for DKIM)"
+RFC7671 = "RFC 7671 (DANE operational guidance)"
+RFC5321_MX = "RFC 5321 section 5.1 (locating the target host)"
+RFC4033 = "RFC 4033 (DNS security introduction and requirements)"
+RFC6840 = "RFC 6840 section 5.7 (DNSSEC: setting the AD bit on queries)"
+RFC9110 = "RFC 9110 (HTTP semantics)"
 
-PROBE, HOST, AUDIT = "probe", "host", "audit"
+# Where a control's evidence comes from; the HTML report groups controls in this order.
+DNS, PROBE, HOST, AUDIT = "dns", "probe", "host", "audit"
+SOURCES = (DNS, PROBE, HOST, AUDIT)
+
+
+def section(reference: str, number: str) -> str:
+    """A reference narrowed to a section: "RFC 7208 (Sender ...)" -> "RFC 7208 section 4.6.4 (Sender ...)"."""
+    name, sep, rest = reference.partition(" (")
+    return f"{name} section {number}{sep}{rest}"
 
 # Per-port TLS controls; {port} is the port number.
 TLS_PROTOCOLS = Spec(
@@ -29,6 +46,10 @@ TLS_PROTOCOLS = Spec(
     "Allow only TLS 1.2 and 1.3 (Postfix smtpd_tls_protocols and smtpd_tls_mandatory_protocols = >=TLSv1.2; "
     "Dovecot ssl_min_protocol = TLSv1.2), then redeploy with `mailappliance deploy SITE`.",
     (RFC8996, RFC8314, BSI, MOZILLA, NIST), PROBE)
+# The same control on the web port (443, the MTA-STS policy host), where nginx speaks TLS.
+TLS_PROTOCOLS_WEB_REMEDIATION = (
+    "Allow only TLS 1.2 and 1.3 in nginx (ssl_protocols TLSv1.2 TLSv1.3), then redeploy with "
+    "`mailappliance deploy SITE`.")
 TLS_CERT_CHAIN = Spec(
     "TLS-{port}-CERT-CHAIN", "Port {port} presents a certificate chain clients can verify", "medium",
     "Use a certificate from a publicly trusted CA (tls.source: provided, with the full chain in tls.cert) "
@@ -138,3 +159,122 @@ AUDIT_READ_ONLY = Spec(
 AUDIT_HOST_INSPECTION = Spec(
     "AUDIT-HOST-INSPECTION", "The host could be inspected", "critical",
     "Make the host reachable by Ansible (see the error) and audit again.", (), AUDIT)
+
+# The MTA-STS policy the appliance serves over HTTPS; the DNS side (id record, mode, mx) is judged below.
+MTASTS_POLICY = Spec(
+    "MTASTS-POLICY", "https://mta-sts.<domain>/.well-known/mta-sts.txt serves the planned policy for every domain",
+    "high",
+    "Redeploy (`mailappliance deploy SITE`) so the appliance's web server serves the policy of "
+    "`mailappliance dns plan SITE` as text/plain with a certificate naming mta-sts.<domain>; senders only use "
+    "a policy fetched with HTTP 200 over a certificate valid for that name.",
+    (section(RFC8461, "3.3"), RFC9110, NIST, BSI), PROBE)
+
+# DNS controls: live DNS judged against the site's plan (mailappliance.dns.check). Per-record results are folded
+# into one control per ID, so these IDs compare across runs like the others.
+_PUBLISH = ("`mailappliance dns plan SITE` prints the planned records; `mailappliance dns apply SITE --server "
+            "HOST --tsig-key FILE` publishes them (or enter them at your DNS provider).")
+DNS_MX = Spec(
+    "DNS-MX", "MX records send the domain's mail to the appliance", "high",
+    f"Publish the planned MX record (preference 10, the appliance's host name) for each domain. {_PUBLISH}",
+    (RFC5321_MX, NIST), DNS)
+DNS_SPF_RECORD = Spec(
+    "DNS-SPF-RECORD", "Exactly one SPF record, valid syntax", "high",
+    f"Publish exactly one TXT record starting with v=spf1 at the domain (merge any others into it). {_PUBLISH}",
+    (section(RFC7208, "4.5"), NIST, BSI), DNS)
+DNS_SPF_ALL = Spec(
+    "DNS-SPF-ALL", "SPF ends with -all", "high",
+    f"End the SPF record with -all so receivers reject mail from hosts it does not name. {_PUBLISH}",
+    (section(RFC7208, "5.1"), NIST, BSI), DNS)
+DNS_SPF_LOOKUPS = Spec(
+    "DNS-SPF-LOOKUPS", "SPF needs at most 10 DNS lookups and 2 void lookups", "high",
+    "Drop or flatten include:, a:, mx: and exists: terms (nested includes count) until at most 10 lookups "
+    f"remain, or publish the planned record, which needs none. {_PUBLISH}",
+    (section(RFC7208, "4.6.4"), NIST), DNS)
+DNS_SPF_AUTHORIZES = Spec(
+    "DNS-SPF-AUTHORIZES", "SPF authorizes the appliance's addresses", "high",
+    f"Name the appliance's addresses in the SPF record (ip4:/ip6:, as planned from dns.ipv4 and dns.ipv6). "
+    f"{_PUBLISH}", (section(RFC7208, "5"), NIST), DNS)
+DNS_DKIM_RECORD = Spec(
+    "DNS-DKIM-RECORD", "DKIM key record published for the selector", "high",
+    "Publish the DKIM TXT record at <selector>._domainkey.<domain>; deploy first, which fetches the key the "
+    f"appliance signs with into the inventory. {_PUBLISH}", (section(RFC6376, "3.6.1"), NIST, BSI), DNS)
+DNS_DKIM_BITS = Spec(
+    "DNS-DKIM-BITS", "DKIM key is RSA of at least 2048 bits (or Ed25519)", "high",
+    "Generate a 2048-bit key on the appliance (remove the old key file and redeploy), then publish its record. "
+    f"{_PUBLISH}", (section(RFC8301, "3.2"), RFC8463, NIST, BSI), DNS)
+DNS_DKIM_MATCH = Spec(
+    "DNS-DKIM-MATCH", "DKIM record holds the key the appliance signs with", "high",
+    f"Replace the published key with the one the appliance signs with. {_PUBLISH}",
+    (section(RFC6376, "3.6"), NIST), DNS)
+DNS_DMARC_RECORD = Spec(
+    "DNS-DMARC-RECORD", "Exactly one DMARC record at _dmarc, valid syntax", "high",
+    f"Publish exactly one TXT record starting with v=DMARC1 at _dmarc.<domain>. {_PUBLISH}",
+    (RFC9989, NIST, BSI), DNS)
+DNS_DMARC_POLICY = Spec(
+    "DNS-DMARC-POLICY", "DMARC policy is at least the planned one and not in testing mode", "high",
+    "Publish p=quarantine or p=reject (dns.dmarc_policy in the site file) without t=y, so receivers act on "
+    f"mail that fails DMARC. {_PUBLISH}", (RFC9989, NIST, BSI), DNS)
+DNS_DMARC_SP = Spec(
+    "DNS-DMARC-SP", "DMARC subdomain policies (sp, np) are not weaker than planned", "medium",
+    f"Remove sp= and np= or set them at least as strict as p=. {_PUBLISH}", (RFC9989, NIST), DNS)
+DNS_DMARC_RUA = Spec(
+    "DNS-DMARC-RUA", "DMARC aggregate reports go to the planned address", "medium",
+    f"Name the planned report address (dns.dmarc_rua) in rua=mailto:. {_PUBLISH}", (RFC9989, NIST), DNS)
+DNS_DMARC_RUA_AUTH = Spec(
+    "DNS-DMARC-RUA-AUTH", "The report address's domain accepts reports for the domain", "medium",
+    "Publish <domain>._report._dmarc.<report domain> TXT \"v=DMARC1;\" in the report address's zone, or send "
+    f"reports to an address in the domain itself. {_PUBLISH}", (RFC9989,), DNS)
+DNS_DMARC_OBSOLETE = Spec(
+    "DNS-DMARC-OBSOLETE", "No DMARC tags removed by RFC 9989 (pct, rf, ri)", "low",
+    f"Drop pct=, rf= and ri= from the DMARC record. {_PUBLISH}", (RFC9989,), DNS)
+DNS_MTASTS_RECORD = Spec(
+    "DNS-MTASTS-RECORD", "MTA-STS record carries the id of the served policy", "high",
+    "Publish _mta-sts.<domain> TXT \"v=STSv1; id=...\" with the planned id, which changes with every policy "
+    f"change. {_PUBLISH}", (section(RFC8461, "3.1"), NIST, BSI), DNS)
+DNS_MTASTS_MODE = Spec(
+    "DNS-MTASTS-MODE", "MTA-STS policy mode is enforce", "high",
+    "Set dns.mta_sts_mode: enforce in the site file once TLS-RPT reports are clean, redeploy and publish the "
+    f"new policy id. {_PUBLISH}", (section(RFC8461, "5"), NIST, BSI), DNS)
+DNS_MTASTS_MX = Spec(
+    "DNS-MTASTS-MX", "MTA-STS policy's mx patterns cover every MX", "high",
+    "Point every MX at the appliance, or list each MX host in the policy; senders enforcing MTA-STS refuse "
+    f"an MX the policy does not name. {_PUBLISH}", (section(RFC8461, "4.1"),), DNS)
+DNS_MTASTS_HOST = Spec(
+    "DNS-MTASTS-HOST", "mta-sts.<domain> points at the appliance", "high",
+    f"Publish the planned CNAME mta-sts.<domain> to the appliance, which serves the policy. {_PUBLISH}",
+    (section(RFC8461, "3.3"),), DNS)
+DNS_TLSRPT = Spec(
+    "DNS-TLSRPT", "TLS-RPT record sends reports to the planned address", "low",
+    f"Publish _smtp._tls.<domain> TXT \"v=TLSRPTv1; rua=mailto:...\" (dns.tlsrpt_rua). {_PUBLISH}",
+    (section(RFC8460, "3"),), DNS)
+DNS_TLSA_MATCH = Spec(
+    "DNS-TLSA-MATCH", "TLSA 3 1 1 for port 25 matches the appliance's certificate", "high",
+    "Publish the planned TLSA record at _25._tcp.<host name> (before a certificate change, publish both the old "
+    f"and the new one); it is only trusted in a DNSSEC-signed zone. {_PUBLISH}",
+    (RFC7672, RFC7671, NIST, BSI), DNS)
+DNS_SRV = Spec(
+    "DNS-SRV", "Client SRV records point at the appliance", "low",
+    f"Publish the planned _submissions, _submission, _imaps, _imap, _pop3s and _autodiscover SRV records. {_PUBLISH}",
+    (RFC6186, section(RFC8314, "5.1")), DNS)
+DNS_AUTOCONFIG = Spec(
+    "DNS-AUTOCONFIG", "autoconfig and autodiscover names point at the appliance", "low",
+    f"Publish the planned autoconfig.<domain> and autodiscover.<domain> CNAMEs. {_PUBLISH}", (), DNS)
+DNS_ADDRESS = Spec(
+    "DNS-ADDRESS", "The appliance's name has its address records", "high",
+    f"Publish the planned A/AAAA records of the host name (from dns.ipv4 and dns.ipv6). {_PUBLISH}",
+    (RFC5321_MX,), DNS)
+DNS_PTR = Spec(
+    "DNS-PTR", "Reverse DNS of the appliance's addresses names the appliance", "medium",
+    "Ask the owner of the address (hosting or access provider) for the planned PTR records; receivers distrust "
+    "mail from addresses whose reverse name does not match.", (NIST, BSI), DNS)
+DNS_DNSSEC = Spec(
+    "DNS-DNSSEC", "DNSSEC status of the zone (reported, not required)", "info",
+    "Sign the zone at your DNS provider and publish the DS record at the parent; DANE (TLSA) needs it.",
+    (RFC4033, RFC6840, RFC7672), DNS)
+DNS_SPECS = (
+    DNS_MX, DNS_SPF_RECORD, DNS_SPF_ALL, DNS_SPF_LOOKUPS, DNS_SPF_AUTHORIZES, DNS_DKIM_RECORD, DNS_DKIM_BITS,
+    DNS_DKIM_MATCH, DNS_DMARC_RECORD, DNS_DMARC_POLICY, DNS_DMARC_SP, DNS_DMARC_RUA, DNS_DMARC_RUA_AUTH,
+    DNS_DMARC_OBSOLETE, DNS_MTASTS_RECORD, DNS_MTASTS_MODE, DNS_MTASTS_MX, DNS_MTASTS_HOST, DNS_TLSRPT,
+    DNS_TLSA_MATCH, DNS_SRV, DNS_AUTOCONFIG, DNS_ADDRESS, DNS_PTR, DNS_DNSSEC,
+)
+DNS_BY_ID = {spec.id: spec for spec in DNS_SPECS}

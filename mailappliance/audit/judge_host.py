@@ -16,7 +16,7 @@ STRONG_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON
 SIGNATURES_WARN_DAYS = 3
 SIGNATURES_FAIL_DAYS = 14
 SERVICES = ("postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service",
-            "clamav-daemon.service")
+            "clamav-daemon.service", "nginx.service")
 # Where the appliance keeps secrets, with the owner, group and mode the roles give them.
 KEY_FILES = {
     "/etc/mailappliance/tls/key.pem": ("root", "root", "0600"),

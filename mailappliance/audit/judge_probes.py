@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 from typing import Any
 
 from mailappliance.audit import catalogue as cat
 from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+from mailappliance.audit.probes import MTA_STS_MAX_BYTES
 
 LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
 CURRENT_VERSIONS = ("TLSv1.2", "TLSv1.3")
@@ -21,36 +23,48 @@ _SOFTWARE_RE = re.compile(
     r"\b\d+\.\d+(\.\d+)*\b", re.IGNORECASE)
 
 
-def judge_probes(probes: dict[str, Any], hostname: str, now: datetime.datetime) -> list[Control]:
+# The web port serves names other than the host name (mta-sts.<domain>): its certificate is judged per name by
+# MTASTS-POLICY, so only its protocol versions are judged per port.
+PROTOCOLS_ONLY_KINDS = ("https",)
+
+
+def judge_probes(probes: dict[str, Any], hostname: str, now: datetime.datetime, mta_sts_policy: str) -> list[Control]:
+    """Every probe control; `mta_sts_policy` is the plan's policy text, which the web server must serve as is."""
     controls: list[Control] = []
     for port in probes["ports"].values():
         controls.extend(judge_port(port, hostname, now))
     controls.extend(judge_smtp(probes["smtp"], probes["ports"], hostname))
+    controls.append(judge_mta_sts(probes.get("mta_sts") or {}, mta_sts_policy))
     return controls
 
 
 def judge_port(port: dict[str, Any], hostname: str, now: datetime.datetime) -> list[Control]:
     number = int(port["port"])
+    web = port.get("kind") in PROTOCOLS_ONLY_KINDS
+    specs = (cat.TLS_PROTOCOLS,) if web else cat.TLS_PORT_SPECS
+    remediation = cat.TLS_PROTOCOLS_WEB_REMEDIATION if web else None
     if not port.get("reachable"):
         status = ERROR if port.get("required", True) else NOT_APPLICABLE
         evidence = f"port {number}: {port.get('error') or 'not reachable'}"
         if status == NOT_APPLICABLE:
             evidence += " (optional service)"
-        return [spec.judge(status, evidence, number) for spec in cat.TLS_PORT_SPECS]
+        return [spec.judge(status, evidence, number, remediation) for spec in specs]
+    if web:
+        return [_protocols(port, number, remediation)]
     return [_protocols(port, number), _chain(port, number), _expiry(port, number, now), _name(port, number, hostname)]
 
 
-def _protocols(port: dict[str, Any], number: int) -> Control:
+def _protocols(port: dict[str, Any], number: int, remediation: str | None = None) -> Control:
     versions = port.get("versions") or {}
     accepted = [name for name, seen in versions.items() if seen.get("accepted")]
     seen = ", ".join(f"{name} {'accepted' if v.get('accepted') else 'refused (' + (v.get('reason') or '?') + ')'}"
                      for name, v in versions.items())
     legacy = [name for name in LEGACY_VERSIONS if name in accepted]
     if legacy:
-        return cat.TLS_PROTOCOLS.judge(FAIL, f"legacy {', '.join(legacy)} accepted; {seen}", number)
+        return cat.TLS_PROTOCOLS.judge(FAIL, f"legacy {', '.join(legacy)} accepted; {seen}", number, remediation)
     if not any(name in accepted for name in CURRENT_VERSIONS):
-        return cat.TLS_PROTOCOLS.judge(FAIL, f"neither TLS 1.2 nor 1.3 accepted; {seen}", number)
-    return cat.TLS_PROTOCOLS.judge(PASS, seen, number)
+        return cat.TLS_PROTOCOLS.judge(FAIL, f"neither TLS 1.2 nor 1.3 accepted; {seen}", number, remediation)
+    return cat.TLS_PROTOCOLS.judge(PASS, seen, number, remediation)
 
 
 def _chain(port: dict[str, Any], number: int) -> Control:
@@ -176,3 +190,68 @@ def _banner(spec: Any, banners: list[tuple[int, str | None]], hostname: str) -> 
     if bad:
         return spec.judge(FAIL, f"{'; '.join(bad)} ({shown})")
     return spec.judge(PASS, shown)
+
+
+def judge_mta_sts(fetched: dict[str, dict[str, Any]], policy: str) -> Control:
+    """MTASTS-POLICY: every domain's policy host serves the plan's policy, byte for byte, as senders fetch it."""
+    if not fetched:
+        return cat.MTASTS_POLICY.judge(NOT_APPLICABLE, "no domain to fetch a policy for")
+    verdicts = [_policy_verdict(seen, policy) for seen in fetched.values()]
+    status = FAIL if any(v == FAIL for v, _ in verdicts) else WARN if any(v == WARN for v, _ in verdicts) else PASS
+    return cat.MTASTS_POLICY.judge(status, "\n".join(line for _, line in verdicts))
+
+
+def _policy_verdict(seen: dict[str, Any], policy: str) -> tuple[str, str]:
+    where = f"{seen.get('url')} at {seen.get('address')}:{seen.get('port')}"
+    if not seen.get("reachable"):
+        return FAIL, f"fail: {where}: unreachable: {seen.get('error') or 'no answer'}"
+    failures: list[str] = []
+    warnings: list[str] = []
+    status = seen.get("status")
+    if status != 200:
+        location = f" to {seen['location']}" if seen.get("location") else ""
+        extra = f" (a redirect{location}, which senders do not follow)" if 300 <= int(status or 0) < 400 else ""
+        failures.append(f"HTTP {status} {seen.get('reason', '')}".rstrip() + extra)
+    content_type = seen.get("content_type") or ""
+    if content_type.split(";")[0].strip().lower() != "text/plain":
+        failures.append(f"Content-Type {content_type or 'missing'}, not text/plain")
+    if status == 200 and seen.get("body_sha256") != hashlib.sha256(policy.encode()).hexdigest():
+        failures.append(f"body differs from the plan's policy: {policy_difference(seen, policy)}")
+    cert = seen.get("certificate") or {}
+    names = cert.get("dns_names") or []
+    host = seen.get("host", "")
+    if not cert:
+        failures.append("no certificate was presented")
+    elif not any(name_matches(name, host) for name in names):
+        failures.append(f"the certificate does not name {host} (subjectAltName: {', '.join(names) or 'none'})")
+    trust = seen.get("trust") or {}
+    if cert and not trust.get("verified"):
+        warnings.append(f"the certificate is not publicly trusted ({trust.get('verify_message') or 'not verified'}): "
+                        "senders fetch policies only over a chain they can verify")
+    served = f"HTTP {status}, {content_type or 'no Content-Type'}, {seen.get('body_bytes', 0)} bytes, " \
+             f"{seen.get('tls_version') or 'TLS ?'}"
+    if failures:
+        return FAIL, f"fail: {where}: {'; '.join(failures + warnings)} ({served})"
+    if warnings:
+        return WARN, f"warn: {where}: serves the planned policy, but {'; '.join(warnings)} ({served})"
+    return PASS, f"pass: {where}: serves the planned policy ({served}, certificate names {host})"
+
+
+def policy_difference(seen: dict[str, Any], policy: str) -> str:
+    """How a served policy differs from the planned text, in words an administrator can act on."""
+    body = seen.get("body") or ""
+    if int(seen.get("body_bytes") or 0) > MTA_STS_MAX_BYTES:
+        return f"served more than {MTA_STS_MAX_BYTES // 1024} KiB, where a policy is a few lines"
+    if not body:
+        return "served an empty body"
+    if body.replace("\r\n", "\n") == policy:
+        return "CRLF line endings where the plan has LF"
+    if body.rstrip("\r\n") == policy.rstrip("\n"):
+        return "only the line endings at the end differ"
+    served_lines, planned_lines = body.splitlines(), policy.splitlines()
+    for number, (got, want) in enumerate(zip(served_lines, planned_lines), start=1):
+        if got != want:
+            return f"line {number} is {got!r} where the plan has {want!r}"
+    if len(served_lines) > len(planned_lines):
+        return f"extra line {len(planned_lines) + 1} {served_lines[len(planned_lines)]!r}"
+    return f"line {len(served_lines) + 1} {planned_lines[len(served_lines)]!r} of the plan is missing"

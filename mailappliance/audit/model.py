@@ -1,7 +1,8 @@
 """The audit's unit of judgement: a control with a stable ID, its verdict and the evidence behind it.
 
-Controls come from several sources (live probes, host inspection, and DNS checks); each source turns what it
-observed into Control values through `judge`, so a new source only needs its own catalogue entries.
+Controls come from several sources (DNS checks, live probes, host inspection, and the audit run itself); each
+source turns what it observed into Control values through `Spec.judge`, so a new source only needs its own
+catalogue entries.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Spec:
 class Evidence:
     """Everything observed, by source, kept in the report so the judgement can be retraced."""
 
+    dns: dict[str, Any] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)
     host: dict[str, Any] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)

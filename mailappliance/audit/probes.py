@@ -1,4 +1,5 @@
-"""Live probes from the controller, as an outside client sees the appliance: TLS per port, SMTP policy, banners.
+"""Live probes from the controller, as an outside client sees the appliance: TLS per port, SMTP policy, banners,
+and the MTA-STS policy its web server serves.
 
 Probes only read: they never send a message (an open-relay attempt stops after RCPT) and never log in.
 Client contexts allow every protocol version and cipher the local OpenSSL still knows, so when TLS 1.0 is
@@ -7,6 +8,8 @@ refused, it is the server that refused it. Results are plain data for the report
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import smtplib
 import socket
 import ssl
@@ -30,8 +33,14 @@ VERSIONS = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
-SMTP_STARTTLS, SMTP_TLS, IMAP_TLS, POP3_TLS, SIEVE_STARTTLS = (
-    "smtp-starttls", "smtp-tls", "imap-tls", "pop3-tls", "sieve-starttls")
+SMTP_STARTTLS, SMTP_TLS, IMAP_TLS, POP3_TLS, SIEVE_STARTTLS, HTTPS = (
+    "smtp-starttls", "smtp-tls", "imap-tls", "pop3-tls", "sieve-starttls", "https")
+HTTPS_PORT = 443
+MTA_STS_PATH = "/.well-known/mta-sts.txt"
+# Senders may cap how much of a policy they read (RFC 8461 section 3.3); a policy is a few lines, so reading stops
+# here and anything longer is reported as broken.
+MTA_STS_MAX_BYTES = 64 * 1024
+USER_AGENT = "mailappliance-audit"
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ class Port:
 
 PORTS = (
     Port(25, SMTP_STARTTLS), Port(587, SMTP_STARTTLS), Port(465, SMTP_TLS), Port(993, IMAP_TLS),
-    Port(995, POP3_TLS), Port(4190, SIEVE_STARTTLS, required=False),
+    Port(995, POP3_TLS), Port(4190, SIEVE_STARTTLS, required=False), Port(HTTPS_PORT, HTTPS),
 )
 
 
@@ -147,6 +156,7 @@ def tls_session(address: str, port: Port, ctx: ssl.SSLContext, server_name: str)
     except BaseException:
         sock.close()
         raise
+    # HTTPS has no greeting: the server speaks only when asked.
     if port.kind in (IMAP_TLS, POP3_TLS, SMTP_TLS):
         try:
             greeting = _read_line(tls)
@@ -279,10 +289,88 @@ def _relay_attempt(address: str, port: int) -> dict[str, Any]:
         client.close()
 
 
-def probe_all(address: str, server_name: str, ports: tuple[Port, ...] = PORTS) -> dict[str, Any]:
+class _HTTPSToAddress(http.client.HTTPConnection):
+    """HTTPS to a fixed address with a chosen SNI name: the policy host may not resolve to the appliance yet
+    (or at all, from the controller), and the audit must ask the appliance itself."""
+
+    def __init__(self, address: str, port: int, server_name: str, ctx: ssl.SSLContext) -> None:
+        super().__init__(address, port, timeout=TIMEOUT)
+        self._server_name = server_name
+        self._ctx = ctx
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        try:
+            self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
+        except BaseException:
+            sock.close()
+            raise
+
+
+def fetch_mta_sts_policy(address: str, domain: str, port: int = HTTPS_PORT) -> dict[str, Any]:
+    """GET https://mta-sts.<domain>/.well-known/mta-sts.txt from `address`, as a sending MTA would fetch it.
+
+    Redirects are not followed (RFC 8461 section 3.3 forbids it), so a 3xx is evidence like any other status.
+    """
+    host = f"mta-sts.{domain}"
+    seen: dict[str, Any] = {"domain": domain, "host": host, "url": f"https://{host}{MTA_STS_PATH}",
+                            "address": address, "port": port}
+    connection = _HTTPSToAddress(address, port, host, client_context())
+    try:
+        connection.request("GET", MTA_STS_PATH, headers={"Host": host, "User-Agent": USER_AGENT,
+                                                         "Accept": "text/plain", "Connection": "close"})
+        tls = connection.sock
+        assert isinstance(tls, ssl.SSLSocket)
+        der = tls.getpeercert(binary_form=True)
+        seen["tls_version"] = tls.version()
+        seen["certificate"] = describe_certificate(der) if der else None
+        response = connection.getresponse()
+        body = response.read(MTA_STS_MAX_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:
+        seen["reachable"] = False
+        seen["error"] = str(exc) or type(exc).__name__
+        return seen
+    finally:
+        connection.close()
+    seen.update({
+        "reachable": True,
+        "status": response.status,
+        "reason": response.reason,
+        "content_type": response.getheader("Content-Type") or "",
+        "location": response.getheader("Location") or "",
+        "body": body.decode("utf-8", "replace"),
+        "body_bytes": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+    })
+    seen["trust"] = _policy_trust(address, port, host)
+    return seen
+
+
+def _policy_trust(address: str, port: int, host: str) -> dict[str, Any]:
+    """Whether the policy host's chain verifies against the system trust store, as senders require."""
+    try:
+        sock = socket.create_connection((address, port), timeout=TIMEOUT)
+    except OSError as exc:
+        return {"verified": False, "verify_code": None, "verify_message": str(exc)}
+    try:
+        with verifying_context().wrap_socket(sock, server_hostname=host):
+            return {"verified": True, "verify_code": 0, "verify_message": "ok"}
+    except ssl.SSLCertVerificationError as exc:
+        return {"verified": False, "verify_code": exc.verify_code, "verify_message": exc.verify_message}
+    except OSError as exc:
+        return {"verified": False, "verify_code": None, "verify_message": str(exc)}
+    finally:
+        sock.close()
+
+
+def probe_all(address: str, server_name: str, domains: list[str], ports: tuple[Port, ...] = PORTS) -> dict[str, Any]:
+    """Every probe; the web port is greeted with the first domain's policy host name, which it serves."""
+    web_name = f"mta-sts.{domains[0]}" if domains else server_name
     return {
         "address": address,
         "server_name": server_name,
-        "ports": {str(port.number): probe_port(address, port, server_name) for port in ports},
+        "ports": {str(port.number): probe_port(address, port, web_name if port.kind == HTTPS else server_name)
+                  for port in ports},
         "smtp": smtp_policy(address, server_name),
+        "mta_sts": {domain: fetch_mta_sts_policy(address, domain) for domain in domains},
     }

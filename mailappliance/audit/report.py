@@ -16,11 +16,19 @@ from typing import Any
 import jinja2
 
 from mailappliance import __version__
+from mailappliance.audit.catalogue import SOURCES
 from mailappliance.audit.model import FAILING, SEVERITIES, STATUSES, Control, Evidence, failing_at
 from mailappliance.errors import UserError
 from mailappliance.project import TEMPLATES_DIR
 
-SCHEMA_VERSION = 1
+# 2: DNS controls and evidence.dns (per-record DNS results), evidence.probes.mta_sts, summary.by_source.
+SCHEMA_VERSION = 2
+SOURCE_TITLES = {
+    "dns": "DNS records, looked up live and judged against the plan",
+    "probe": "Live probes from the controller",
+    "host": "Host inspection (Ansible, read-only)",
+    "audit": "The audit run itself",
+}
 JSON_NAME, HTML_NAME, JUNIT_NAME = "report.json", "report.html", "report.junit.xml"
 DIGEST_SUFFIX = ".sha256"
 
@@ -37,9 +45,13 @@ def summary(controls: list[Control], fail_on: str) -> dict[str, Any]:
     by_status = {status: sum(1 for c in controls if c.status == status) for status in STATUSES}
     failing_by_severity = {severity: sum(1 for c in controls if c.failing and c.severity == severity)
                            for severity in SEVERITIES}
+    sources = [source for source in SOURCES if any(c.source == source for c in controls)]
+    by_source = {source: {status: sum(1 for c in controls if c.source == source and c.status == status)
+                          for status in STATUSES} for source in sources}
     return {
         "total": len(controls),
         "by_status": by_status,
+        "by_source": by_source,
         "failing_by_severity": failing_by_severity,
         "fail_on": fail_on,
         "verdict": "fail" if failing_at(controls, fail_on) else "pass",
@@ -59,7 +71,7 @@ def report_data(*, site: str, hostname: str, address: str, generated_at: str, co
         "summary": summary(controls, fail_on),
         "controls": [control.to_dict() for control in controls],
         "changes": changes,
-        "evidence": {"probes": evidence.probes, "host": evidence.host, "run": evidence.run},
+        "evidence": {"dns": evidence.dns, "probes": evidence.probes, "host": evidence.host, "run": evidence.run},
     }
 
 
@@ -106,14 +118,26 @@ def _write_with_digest(path: Path, text: str) -> str:
     return digest
 
 
+def not_passing_lines(evidence: str) -> str:
+    """A failing control's evidence without the records that passed (DNS controls list one line per record)."""
+    lines = evidence.splitlines()
+    return "\n".join([line for line in lines if not line.startswith("pass: ")] or lines)
+
+
 def render_html(data: dict[str, Any], json_digest: str) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR / "audit")),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True)
+    env.filters["not_passing"] = not_passing_lines
     order = {severity: index for index, severity in enumerate(SEVERITIES)}
     failing = sorted((c for c in data["controls"] if c["status"] in FAILING), key=lambda c: (order[c["severity"]], c["id"]))
+    known = [source for source in SOURCES if any(c["source"] == source for c in data["controls"])]
+    others = sorted({c["source"] for c in data["controls"]} - set(SOURCES))
+    groups = [(source, SOURCE_TITLES.get(source, source or "other"),
+               [c for c in data["controls"] if c["source"] == source]) for source in known + others]
     return env.get_template("report.html.j2").render(
-        data=data, json_digest=json_digest, failing=failing, severities=SEVERITIES, statuses=STATUSES)
+        data=data, json_digest=json_digest, failing=failing, groups=groups, severities=SEVERITIES,
+        statuses=STATUSES)
 
 
 def render_junit(data: dict[str, Any]) -> str:

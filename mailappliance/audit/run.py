@@ -1,4 +1,5 @@
-"""One audit of a site: probe it, inspect its host read-only, judge every control and write the reports."""
+"""One audit of a site: check its DNS, probe it, inspect its host read-only, judge every control and write the
+reports."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from mailappliance import podman
 from mailappliance.audit import catalogue as cat
 from mailappliance.audit import report
 from mailappliance.audit.host import HostInspection, inspect
+from mailappliance.audit.judge_dns import check_dns, judge_dns, no_plan
 from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host
 from mailappliance.audit.judge_probes import judge_probes
 from mailappliance.audit.model import ERROR, PASS, Control, Evidence
-from mailappliance.audit.probes import probe_all
+from mailappliance.audit.probes import PORTS, probe_all
 from mailappliance.context import AppContext
+from mailappliance.dns.plan import plan_for_site, site_mta_sts_policy
+from mailappliance.dns.servers import Server
+from mailappliance.errors import UserError
 from mailappliance.site import Site
 
 
@@ -71,18 +76,39 @@ def judge_inspection(inspection: HostInspection, site: Site) -> tuple[list[Contr
     return controls, kept
 
 
-def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None, previous: Path | None) -> AuditResult:
+def by_source(controls: list[Control]) -> list[Control]:
+    """Controls in the report's order: DNS, probes, host, the audit run; catalogue order within a source."""
+    order = {source: index for index, source in enumerate(cat.SOURCES)}
+    return sorted(controls, key=lambda control: order.get(control.source, len(order)))
+
+
+def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None, previous: Path | None,
+              nameserver: Server | None = None) -> AuditResult:
     started = datetime.datetime.now(datetime.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     output = output or audit_dir(app, site) / stamp
+    # A plan that cannot be built (a broken certificate file) costs the DNS controls, not the whole audit.
+    try:
+        plan = plan_for_site(site, app.inventory_root)
+    except UserError as exc:
+        click.echo(f"no DNS plan: {exc}")
+        dns_evidence = no_plan(str(exc), nameserver)
+    else:
+        click.echo(f"checking {len(plan.records)} planned DNS records of {site.name} in live DNS")
+        dns_evidence = check_dns(plan, nameserver)
+    click.echo(f"  nameserver: {dns_evidence['nameserver']}; {len(dns_evidence['results'])} results"
+               + (f"; {dns_evidence['error']}" if dns_evidence["error"] else ""))
+    controls = judge_dns(dns_evidence)
     address = probe_address(site)
-    click.echo(f"probing {site.hostname} at {address} (ports 25, 465, 587, 993, 995, 4190)")
-    probes = probe_all(address, site.hostname)
-    controls = judge_probes(probes, site.hostname, started)
+    domains = [domain.name for domain in site.domains]
+    click.echo(f"probing {site.hostname} at {address} (ports {', '.join(str(port.number) for port in PORTS)}; "
+               f"MTA-STS policy of {', '.join(domains)})")
+    probes = probe_all(address, site.hostname, domains)
+    controls += judge_probes(probes, site.hostname, started, site_mta_sts_policy(site))
     click.echo("inspecting the host with playbooks/audit.yml (read-only)")
     inspection = inspect(app, site)
     host_controls, host_evidence = judge_inspection(inspection, site)
-    controls = host_controls[:2] + controls + host_controls[2:]
+    controls = by_source(controls + host_controls)
 
     previous = previous or report.find_previous(audit_dir(app, site), exclude=output)
     changes = None
@@ -90,7 +116,7 @@ def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None,
         previous_data = report.load_report(previous)
         changes = report.changes_data(previous, previous_data, report.compare(previous_data, controls))
     finished = datetime.datetime.now(datetime.UTC)
-    evidence = Evidence(probes=probes, host=host_evidence, run={
+    evidence = Evidence(dns=dns_evidence, probes=probes, host=host_evidence, run={
         "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "wall_seconds": round((finished - started).total_seconds(), 1),
         "playbook_status": inspection.status, "playbook_rc": inspection.rc, "recap": inspection.stats,

@@ -8,8 +8,10 @@ import click
 
 from mailappliance import exit_codes
 from mailappliance.audit.model import SEVERITIES, failing_at
+from mailappliance.audit.report import not_passing_lines
 from mailappliance.audit.run import run_audit
 from mailappliance.context import AppContext
+from mailappliance.dns.servers import parse_server
 from mailappliance.errors import UserError
 
 
@@ -23,23 +25,33 @@ from mailappliance.errors import UserError
 @click.option("--previous", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="An earlier report.json to list changes against [default: the latest earlier report of SITE "
                    "in BUILD_ROOT/SITE/audit/].")
+@click.option("--nameserver", "nameserver_arg", metavar="IP[:PORT]",
+              help="Ask this DNS server (resolver or authoritative) for the DNS controls instead of the system's "
+                   "resolvers, as `dns check` does.")
 @click.pass_obj
-def audit(app: AppContext, site_arg: str, fail_on: str, output: Path | None, previous: Path | None) -> None:
+def audit(app: AppContext, site_arg: str, fail_on: str, output: Path | None, previous: Path | None,
+          nameserver_arg: str | None) -> None:
     """Audit SITE's deployed appliance without changing it.
 
-    Probes TLS and SMTP policy from this machine, inspects the host through a read-only playbook
-    (playbooks/audit.yml; the run must report no change), compares the deployed files with the offline
-    preview, and writes the reports. Exits with code 8 when a control at or above --fail-on fails.
+    Checks the site's DNS records in live DNS against `dns plan` (the controls of `dns check`), probes TLS,
+    SMTP policy and the served MTA-STS policy from this machine, inspects the host through a read-only
+    playbook (playbooks/audit.yml; the run must report no change), compares the deployed files with the
+    offline preview, and writes the reports. Exits with code 8 when a control at or above --fail-on fails.
     """
+    server = parse_server(nameserver_arg, "--nameserver", names_allowed=False) if nameserver_arg else None
     site = app.load(site_arg)
     app.write_inventory(site)
-    result = run_audit(app, site, fail_on=fail_on, output=output, previous=previous)
+    result = run_audit(app, site, fail_on=fail_on, output=output, previous=previous, nameserver=server)
     summary = result.data["summary"]
     counts = ", ".join(f"{count} {status}" for status, count in summary["by_status"].items() if count)
     click.echo(f"audit of {site.name}: {summary['total']} controls: {counts}")
     for control in result.controls:
         if control.status != "pass":
-            click.echo(f"  {control.status.upper():<14} {control.severity:<8} {control.id}: {control.evidence}")
+            # DNS controls hold one evidence line per record; only the records that did not pass are news here.
+            shown = not_passing_lines(control.evidence).splitlines() or [""]
+            click.echo(f"  {control.status.upper():<14} {control.severity:<8} {control.id}: {shown[0]}")
+            for line in shown[1:]:
+                click.echo(f"  {'':<14} {'':<8} {line}")
     changes = result.data.get("changes")
     if changes:
         click.echo(f"changes since {changes['previous_report']}: {len(changes['changed'])}")

@@ -8,14 +8,18 @@ from pathlib import Path
 import click
 
 from mailappliance import exit_codes
+from mailappliance.audit.catalogue import DNS_BY_ID
+from mailappliance.audit.model import NOT_APPLICABLE, PASS, SEVERITIES, STATUSES
 from mailappliance.context import AppContext
 from mailappliance.dns import check as dnscheck
 from mailappliance.dns import output, update
-from mailappliance.dns.plan import Plan, build_plan
-from mailappliance.dns.servers import parse_server, resolver_for
+from mailappliance.dns.plan import Plan, plan_for_site
+from mailappliance.dns.servers import describe, parse_server, resolver_for
 from mailappliance.dns.tsig import read_tsig_key
 from mailappliance.errors import UserError
-from mailappliance.inventory import inventory_paths
+
+STATUS_WIDTH = max(len(status) for status in STATUSES)
+SEVERITY_WIDTH = max(len(severity) for severity in SEVERITIES)
 
 
 @click.group(name="dns")
@@ -24,8 +28,7 @@ def dns_group() -> None:
 
 
 def load_plan(app: AppContext, site_arg: str) -> Plan:
-    site = app.load(site_arg)
-    return build_plan(site, inventory_paths(site.name, app.inventory_root).published / site.hostname)
+    return plan_for_site(app.load(site_arg), app.inventory_root)
 
 
 @dns_group.command()
@@ -98,17 +101,23 @@ def apply(app: AppContext, site_arg: str, server_arg: str, tsig_key: Path | None
 def check(app: AppContext, site_arg: str, nameserver_arg: str | None, output_format: str) -> None:
     """Look up every record SITE needs in live DNS and judge it against the plan.
 
-    Each control reports present / missing / different / weaker than planned, the value observed and
-    pass, fail, warn, info or n/a. Exits with 7 when a control fails or a lookup errs.
+    Each record reports present / missing / different / weaker than planned, the value observed and a
+    status as in `mailappliance audit`: pass, fail, warn, not-applicable or error. The controls are the
+    audit's DNS-* controls. Exits with 7 when a control fails or a lookup errs (a warning never does).
     """
     the_plan = load_plan(app, site_arg)
     server = parse_server(nameserver_arg, "--nameserver", names_allowed=False) if nameserver_arg else None
-    results = dnscheck.run_checks(the_plan, resolver_for(server))
-    where = str(server) if server else "the system resolver"
+    resolver = resolver_for(server)
+    checked = dnscheck.run_checks(the_plan, resolver)
+    results = checked.results
+    where = describe(server, resolver)
     if output_format == "json":
-        click.echo(json.dumps(dnscheck.report_data(the_plan, results, where), indent=2))
+        click.echo(json.dumps(dnscheck.report_data(the_plan, checked, where), indent=2))
     else:
         _print_report(the_plan, results, where)
+        if not checked.reached:
+            click.echo(f"no lookup got an answer from {where}: is it the right server, and does it serve the "
+                       "site's zones?")
     failed = dnscheck.failing(results)
     if failed:
         names = ", ".join(f"{result.id} ({result.name})" for result in failed)
@@ -128,12 +137,14 @@ def _print_report(the_plan: Plan, results: list[dnscheck.Result], where: str) ->
             group = result.group
             click.echo(f"\n{group}")
         state = f"{result.state}: " if result.state else ""
-        click.echo(f"  {result.status:<5} {result.id:<19} {result.name} {result.type}: {state}{result.detail}")
-        if result.status not in (dnscheck.PASS, dnscheck.NOT_APPLICABLE):
+        severity = DNS_BY_ID[result.id].severity
+        click.echo(f"  {result.status:<{STATUS_WIDTH}} {severity:<{SEVERITY_WIDTH}} {result.id:<19} "
+                   f"{result.name} {result.type}: {state}{result.detail}")
+        if result.status not in (PASS, NOT_APPLICABLE):
             if result.observed:
-                click.echo(f"        observed: {result.observed}")
+                click.echo(f"  {'':<{STATUS_WIDTH}} observed: {result.observed}")
             if result.expected and result.state in (dnscheck.DIFFERENT, dnscheck.WEAKER, dnscheck.MISSING):
-                click.echo(f"        expected: {result.expected}")
+                click.echo(f"  {'':<{STATUS_WIDTH}} expected: {result.expected}")
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1

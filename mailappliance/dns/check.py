@@ -1,7 +1,9 @@
-"""`dns check`: ask live DNS for every planned record and judge what is there, one result per control.
+"""`dns check`: ask live DNS for every planned record and judge what is there, one result per record and control.
 
-Each result says how the record compares with the plan (present, missing, different, weaker) and a status
-(pass, fail, warn, info, n/a, error), with the value observed. Control IDs are stable: the audit reuses them.
+Each result says how the record compares with the plan (present, missing, different, weaker) and a status in
+the audit's vocabulary (pass, fail, warn, not-applicable, error), with the value observed. The controls
+themselves (title, severity, remediation, references) are the audit catalogue's DNS-* entries, so `dns check`
+and `audit` judge DNS the same way and the audit folds these results into its controls by ID.
 
 Records are fetched here with dnspython, so a failing server is told apart from a missing record; their
 content is judged by checkdmarc (SPF with its nested lookups, DMARC by RFC 9989, MTA-STS, TLS-RPT) and dkimpy
@@ -28,15 +30,16 @@ import dns.rdata
 import dns.resolver
 
 from mailappliance import __version__
+from mailappliance.audit.catalogue import DNS_BY_ID, DNS_SPECS
+from mailappliance.audit.model import ERROR, FAIL, FAILING, NOT_APPLICABLE, PASS, WARN
 from mailappliance.dns import plan as dnsplan
 from mailappliance.dns.plan import Plan, Record
 from mailappliance.dns.published import parse_dkim_record
 from mailappliance.dns.servers import QUERY_TIMEOUT
 
-CHECK_SCHEMA_VERSION = 1
+# 2: statuses are the audit's (no info, n/a became not-applicable); controls carry severity and remediation.
+CHECK_SCHEMA_VERSION = 2
 
-PASS, FAIL, WARN, INFO, NOT_APPLICABLE, ERROR = "pass", "fail", "warn", "info", "n/a", "error"
-FAILING = (FAIL, ERROR)
 PRESENT, MISSING, DIFFERENT, WEAKER = "present", "missing", "different", "weaker"
 
 # After this many timeouts in a row the server is taken as down, and the remaining lookups are not waited for.
@@ -47,42 +50,6 @@ _DMARC_STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
 _DMARC_OBSOLETE_TAGS = ("pct", "rf", "ri")
 _SPF_ALL_RE = re.compile(r"^([+?~-]?)all$", re.IGNORECASE)
 _SPF_QUALIFIERS = {"fail": "-", "softfail": "~", "neutral": "?", "pass": "+"}
-
-
-@dataclass(frozen=True)
-class Control:
-    id: str
-    title: str
-    references: tuple[str, ...]
-
-
-CONTROLS = {control.id: control for control in (
-    Control("DNS-MX", "MX records send the domain's mail to the appliance", ("RFC 5321 5.1",)),
-    Control("DNS-SPF-RECORD", "Exactly one SPF record, valid syntax", ("RFC 7208 4.5",)),
-    Control("DNS-SPF-ALL", "SPF ends with -all", ("RFC 7208 5.1", "NIST SP 800-177r1 4.4")),
-    Control("DNS-SPF-LOOKUPS", "SPF needs at most 10 DNS lookups and 2 void lookups", ("RFC 7208 4.6.4",)),
-    Control("DNS-SPF-AUTHORIZES", "SPF authorizes the appliance's addresses", ("RFC 7208 5",)),
-    Control("DNS-DKIM-RECORD", "DKIM key record published for the selector", ("RFC 6376 3.6.1",)),
-    Control("DNS-DKIM-BITS", "DKIM key is RSA of at least 2048 bits (or Ed25519)", ("RFC 8301 3.2", "RFC 8463")),
-    Control("DNS-DKIM-MATCH", "DKIM record holds the key the appliance signs with", ("RFC 6376 3.6",)),
-    Control("DNS-DMARC-RECORD", "Exactly one DMARC record at _dmarc, valid syntax", ("RFC 9989",)),
-    Control("DNS-DMARC-POLICY", "DMARC policy is at least the planned one and not in testing mode", ("RFC 9989",)),
-    Control("DNS-DMARC-SP", "DMARC subdomain policies (sp, np) are not weaker than planned", ("RFC 9989",)),
-    Control("DNS-DMARC-RUA", "DMARC aggregate reports go to the planned address", ("RFC 9989",)),
-    Control("DNS-DMARC-RUA-AUTH", "The report address's domain accepts reports for the domain", ("RFC 9989",)),
-    Control("DNS-DMARC-OBSOLETE", "No DMARC tags removed by RFC 9989 (pct, rf, ri)", ("RFC 9989",)),
-    Control("DNS-MTASTS-RECORD", "MTA-STS record carries the id of the served policy", ("RFC 8461 3.1",)),
-    Control("DNS-MTASTS-MODE", "MTA-STS policy mode is enforce", ("RFC 8461 5",)),
-    Control("DNS-MTASTS-MX", "MTA-STS policy's mx patterns cover every MX", ("RFC 8461 4.1",)),
-    Control("DNS-MTASTS-HOST", "mta-sts.<domain> points at the appliance", ("RFC 8461 3.3",)),
-    Control("DNS-TLSRPT", "TLS-RPT record sends reports to the planned address", ("RFC 8460 3",)),
-    Control("DNS-TLSA-MATCH", "TLSA 3 1 1 for port 25 matches the appliance's certificate", ("RFC 7672", "RFC 7671")),
-    Control("DNS-SRV", "Client SRV records point at the appliance", ("RFC 6186", "RFC 8314 5.1")),
-    Control("DNS-AUTOCONFIG", "autoconfig and autodiscover names point at the appliance", ()),
-    Control("DNS-ADDRESS", "The appliance's name has its address records", ("RFC 5321 5.1",)),
-    Control("DNS-PTR", "Reverse DNS of the appliance's addresses names the appliance", ("RFC 8499", "BSI TR-03108")),
-    Control("DNS-DNSSEC", "DNSSEC status of the zone (reported, not required)", ("RFC 4033", "RFC 6840 5.7")),
-)}
 
 
 @dataclass(frozen=True)
@@ -109,28 +76,43 @@ class _Lookup:
         return [_txt(rdata) for rdata in self.rdatas]
 
 
-def run_checks(plan: Plan, resolver: dns.resolver.Resolver) -> list[Result]:
+@dataclass(frozen=True)
+class Checked:
+    results: list[Result]
+    # Lookups that got a usable answer (records, none of that type, or no such name). None at all means the
+    # server could not be used, which the audit reports as one error rather than a verdict per record.
+    answered: int
+
+    @property
+    def reached(self) -> bool:
+        return self.answered > 0
+
+
+def run_checks(plan: Plan, resolver: dns.resolver.Resolver) -> Checked:
     # checkdmarc caches answers by name alone, not by server: a check must not see another server's answers.
     checkdmarc.utils.DNS_CACHE.clear()
-    return _Checker(plan, resolver).run()
+    checker = _Checker(plan, resolver)
+    return Checked(checker.run(), checker.answered)
 
 
 def failing(results: list[Result]) -> list[Result]:
     return [result for result in results if result.status in FAILING]
 
 
-def report_data(plan: Plan, results: list[Result], nameserver: str) -> dict[str, Any]:
+def report_data(plan: Plan, checked: Checked, nameserver: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    for result in results:
+    for result in checked.results:
         counts[result.status] = counts.get(result.status, 0) + 1
     return {
         "schema_version": CHECK_SCHEMA_VERSION,
         "generator": f"mailappliance {__version__}",
         "site": plan.site,
         "nameserver": nameserver,
+        "answered": checked.answered,
         "summary": counts,
-        "controls": {cid: {"title": c.title, "references": list(c.references)} for cid, c in CONTROLS.items()},
-        "results": [asdict(result) for result in results],
+        "controls": {spec.id: {"title": spec.title, "severity": spec.severity, "remediation": spec.remediation,
+                               "references": list(spec.references)} for spec in DNS_SPECS},
+        "results": [asdict(result) for result in checked.results],
     }
 
 
@@ -155,6 +137,7 @@ class _Checker:
         self.results: list[Result] = []
         self.cache: dict[tuple[str, str], _Lookup] = {}
         self.timeouts = 0
+        self.answered = 0
 
     def run(self) -> list[Result]:
         for domain in self.plan.domains:
@@ -182,6 +165,9 @@ class _Checker:
 
     def add(self, control: str, record: Record | tuple[str, str, str], status: str, state: str | None,
             observed: str | None, detail: str, expected: str | None = None) -> None:
+        # Every result must fold into a catalogued control, or the audit would drop it silently.
+        if control not in DNS_BY_ID:
+            raise ValueError(f"{control} is not a DNS control of the audit catalogue")
         if isinstance(record, Record):
             group, name, rtype = record.group, record.name, record.type
             if expected is None and not record.pending:
@@ -207,6 +193,7 @@ class _Checker:
             return _Lookup([], error=f"no answer within {self.resolver.lifetime:g} s")
         except dns.resolver.NXDOMAIN:
             self.timeouts = 0
+            self.answered += 1
             return _Lookup([])
         except dns.resolver.NoNameservers as exc:
             self.timeouts = 0
@@ -214,6 +201,7 @@ class _Checker:
         except dns.exception.DNSException as exc:
             return _Lookup([], error=str(exc) or type(exc).__name__)
         self.timeouts = 0
+        self.answered += 1
         rdatas = list(answer.rrset) if answer.rrset is not None else []
         return _Lookup(rdatas, authenticated=bool(answer.response.flags & dns.flags.AD))
 
@@ -246,7 +234,7 @@ class _Checker:
         observed = ", ".join(rdata.to_text() for rdata in found.rdatas) or None
         if record.pending:
             if found.rdatas:
-                self.add(control, record, INFO, PRESENT, observed, f"present, not compared: {record.pending}")
+                self.add(control, record, WARN, PRESENT, observed, f"present, not compared: {record.pending}")
             else:
                 self.add(control, record, FAIL, MISSING, None, f"no {record.type} record; {record.pending}")
             return
@@ -409,7 +397,7 @@ class _Checker:
         else:
             self.add("DNS-DKIM-BITS", record, PASS, None, text, f"{key.key_type} key of {key.bits} bits")
         if record.pending:
-            self.add("DNS-DKIM-MATCH", record, NOT_APPLICABLE, None, text, f"not compared: {record.pending}")
+            self.add("DNS-DKIM-MATCH", record, WARN, None, text, f"present, not compared: {record.pending}")
         elif key.public_key == parse_dkim_record(record.value).public_key:
             self.add("DNS-DKIM-MATCH", record, PASS, PRESENT, text, "the key the appliance signs with")
         else:
@@ -601,7 +589,8 @@ class _Checker:
         observed = ", ".join(rdata.to_text() for rdata in found.rdatas) or None
         if record.pending:
             if found.rdatas:
-                self.add("DNS-TLSA-MATCH", record, NOT_APPLICABLE, None, observed, f"not compared: {record.pending}")
+                self.add("DNS-TLSA-MATCH", record, WARN, PRESENT, observed,
+                         f"present, not compared: {record.pending}")
             else:
                 self.add("DNS-TLSA-MATCH", record, FAIL, MISSING, None, f"no TLSA record; {record.pending}")
             return
@@ -619,16 +608,18 @@ class _Checker:
                      expected=expected)
 
     def check_dnssec(self, domain: str) -> None:
+        # Reported, not required: signed passes; unsigned or unknown warns (severity info), never failing a run.
         subject = (domain, f"{domain}.", "DNSKEY")
         found = self.lookup(f"{domain}.", "DNSKEY")
         if found.error:
-            self.add("DNS-DNSSEC", subject, INFO, None, None, f"not determined: {found.error}")
+            self.add("DNS-DNSSEC", subject, WARN, None, None, f"not determined: {found.error}")
         elif not found.rdatas:
-            self.add("DNS-DNSSEC", subject, INFO, None, "no DNSKEY", "unsigned: no DNSKEY at the domain")
+            self.add("DNS-DNSSEC", subject, WARN, MISSING, "no DNSKEY",
+                     "unsigned: no DNSKEY at the domain, so TLSA records cannot be trusted")
         else:
             validated = "the resolver validated it (AD)" if found.authenticated else \
                 "the resolver did not report it validated (no AD)"
-            self.add("DNS-DNSSEC", subject, INFO, None, f"{len(found.rdatas)} DNSKEY records",
+            self.add("DNS-DNSSEC", subject, PASS, PRESENT, f"{len(found.rdatas)} DNSKEY records",
                      f"signed; {validated}")
 
 

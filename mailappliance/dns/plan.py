@@ -17,6 +17,7 @@ import dns.rdatatype
 import dns.reversename
 
 from mailappliance.dns import published
+from mailappliance.inventory import inventory_paths
 from mailappliance.site import Site
 
 # (service label, port, priority): RFC 6186 with RFC 8314's preference for implicit TLS (lower priority
@@ -123,6 +124,11 @@ def mta_sts_policy(mode: str, hostname: str, max_age: int) -> str:
     return f"version: STSv1\nmode: {mode}\nmx: {hostname}\nmax_age: {max_age}\n"
 
 
+def site_mta_sts_policy(site: Site) -> str:
+    """The policy text of a site; needs nothing deploy fetched, so it is known even when the plan is not."""
+    return mta_sts_policy(site.dns.mta_sts_mode, site.hostname, site.dns.mta_sts_max_age)
+
+
 def mta_sts_id(policy: str) -> str:
     """Changes whenever the policy text changes, which tells senders to fetch it again."""
     return hashlib.sha256(policy.encode()).hexdigest()[:MTA_STS_ID_LENGTH]
@@ -141,7 +147,7 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
     """Every record of the site; `published_host_dir` is <inventory>/published/<hostname>/ (may not exist)."""
     ttl = site.dns.ttl
     host = absolute(site.hostname)
-    policy = mta_sts_policy(site.dns.mta_sts_mode, site.hostname, site.dns.mta_sts_max_age)
+    policy = site_mta_sts_policy(site)
     policy_id = mta_sts_id(policy)
     spf = spf_text(site)
     rua_domain = site.dns.dmarc_rua.rpartition("@")[2]
@@ -213,6 +219,11 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
         dmarc_rua=site.dns.dmarc_rua, tlsrpt_rua=site.dns.tlsrpt_rua, ipv4=site.dns.ipv4, ipv6=site.dns.ipv6,
         dkim_selectors={d.name: d.dkim_selector for d in site.domains}, notes=tuple(notes),
     )
+
+
+def plan_for_site(site: Site, inventory_root: Path) -> Plan:
+    """The plan from what deploy published into the site's inventory; `dns` and `audit` both start here."""
+    return build_plan(site, inventory_paths(site.name, inventory_root).published / site.hostname)
 
 
 def _certificate_keys(site: Site, published_host_dir: Path) -> list[published.CertificateKey]:

@@ -81,3 +81,10 @@ def resolver_for(server: Server | None) -> dns.resolver.Resolver:
     resolver.flags = dns.flags.RD | dns.flags.AD
     resolver.use_edns(0, dns.flags.DO, 1232)
     return resolver
+
+
+def describe(server: Server | None, resolver: dns.resolver.Resolver) -> str:
+    """Which server answered, for reports: the one given, or the system resolver's addresses."""
+    if server is not None:
+        return str(server)
+    return f"the system resolver ({', '.join(str(ns) for ns in resolver.nameservers)})"
