@@ -68,6 +68,6 @@ demo: deps image
 	$(VENV_BIN)/mailappliance demo
 
 clean:
-	if command -v podman > /dev/null && podman container exists appliance; then podman rm --force appliance; fi
+	if command -v podman > /dev/null && podman container exists mail.alpha.test; then podman rm --force mail.alpha.test; fi
 	rm -rf build/ .pytest_cache/ .ansible/
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

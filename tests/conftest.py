@@ -1,11 +1,15 @@
-"""Shared fixtures: a site folder in tmp_path holding a complete site file and the files it refers to."""
+"""Shared fixtures: a site folder in tmp_path holding a complete site file and the files it refers to, and a
+Knot DNS server for the DNS and audit tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+import dnsfixtures
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -90,3 +94,11 @@ def write_site(directory: Path, data: dict | str, name: str = "site.yml") -> Pat
     text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False)
     (directory / name).write_text(text)
     return Path(name)
+
+
+@pytest.fixture
+def knot(tmp_path: Path) -> Iterator[dnsfixtures.KnotServer]:
+    """A knotd of the test's own, stopped afterwards; the test starts it with the zones it needs."""
+    server = dnsfixtures.KnotServer(tmp_path / "knot")
+    yield server
+    server.stop()

@@ -1,4 +1,5 @@
-"""`mailappliance audit SITE` with recorded evidence: reports, digests, comparison with the previous report, exit codes."""
+"""`mailappliance audit SITE` with recorded evidence: reports, digests, comparison with the previous report,
+exit codes."""
 
 from __future__ import annotations
 

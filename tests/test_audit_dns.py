@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ pytestmark = pytest.mark.skipif(not Path(dnsfixtures.KNOTD).exists() and os.envi
 
 HOST = dnsfixtures.HOSTNAME
 DOMAINS = ("alpha.test", "beta.test")
-
-
-@pytest.fixture
-def knot(tmp_path: Path) -> Iterator[dnsfixtures.KnotServer]:
-    server = dnsfixtures.KnotServer(tmp_path / "knot")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

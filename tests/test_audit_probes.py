@@ -124,11 +124,12 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-def _serve(handler: type, ctx: ssl.SSLContext, behaviour: SmtpBehaviour | None = None) -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), handler)
+def _serve(server: socketserver.BaseServer, ctx: ssl.SSLContext, behaviour: object) -> Iterator[int]:
+    """Run `server` in a thread for the duration of the loop body; its handlers read ctx and behaviour."""
     server.ctx = ctx  # type: ignore[attr-defined]
-    server.behaviour = behaviour or SmtpBehaviour()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server.behaviour = behaviour  # type: ignore[attr-defined]
+    # A short poll interval: shutdown() waits for the loop to notice, half a second by default.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server.server_address[1]
@@ -137,11 +138,15 @@ def _serve(handler: type, ctx: ssl.SSLContext, behaviour: SmtpBehaviour | None =
         server.server_close()
 
 
+def _serve_mail(handler: type, ctx: ssl.SSLContext, behaviour: SmtpBehaviour | None = None) -> Iterator[int]:
+    yield from _serve(_Server(("127.0.0.1", 0), handler), ctx, behaviour or SmtpBehaviour())
+
+
 @pytest.mark.parametrize("minimum,verdict", [(ssl.TLSVersion.TLSv1, "fail"), (ssl.TLSVersion.TLSv1_2, "pass")],
                          ids=["TLS1.0-enabled", "TLS1.2-minimum"])
 def test_implicit_tls_probe_tells_legacy_tls_apart(cert_files: tuple[Path, Path], minimum: ssl.TLSVersion,
                                                    verdict: str) -> None:
-    for port_number in _serve(_ImapsHandler, server_context(cert_files, minimum)):
+    for port_number in _serve_mail(_ImapsHandler, server_context(cert_files, minimum)):
         seen = probes.probe_port("127.0.0.1", probes.Port(port_number, probes.IMAP_TLS), NAME)
         assert seen["versions"]["TLSv1"]["accepted"] is (verdict == "fail")
         assert seen["versions"]["TLSv1.2"]["accepted"] and seen["versions"]["TLSv1.3"]["accepted"]
@@ -155,7 +160,7 @@ def test_implicit_tls_probe_tells_legacy_tls_apart(cert_files: tuple[Path, Path]
 
 
 def test_starttls_probe_and_smtp_policy_of_a_well_behaved_server(cert_files: tuple[Path, Path]) -> None:
-    for port_number in _serve(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2)):
+    for port_number in _serve_mail(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2)):
         seen = probes.probe_port("127.0.0.1", probes.Port(port_number, probes.SMTP_STARTTLS), NAME)
         assert seen["greeting"] == f"{NAME} ESMTP"
         assert not seen["versions"]["TLSv1.1"]["accepted"] and seen["versions"]["TLSv1.2"]["accepted"]
@@ -170,7 +175,7 @@ def test_starttls_probe_and_smtp_policy_of_a_well_behaved_server(cert_files: tup
 
 def test_smtp_policy_catches_auth_before_tls_and_an_open_relay(cert_files: tuple[Path, Path]) -> None:
     behaviour = SmtpBehaviour(auth_before_tls=True, open_relay=True)
-    for port_number in _serve(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2), behaviour):
+    for port_number in _serve_mail(_SmtpHandler, server_context(cert_files, ssl.TLSVersion.TLSv1_2), behaviour):
         policy = probes.smtp_policy("127.0.0.1", NAME, mx_port=port_number, submission_port=port_number)
         statuses = {c.id: c.status for c in judge_smtp(policy, {}, NAME)}
         assert statuses["SMTP-587-NO-AUTH-BEFORE-TLS"] == "fail"
@@ -231,17 +236,7 @@ def _serve_https(cert: tuple[Path, Path], behaviour: WebBehaviour,
                  minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> Iterator[int]:
     ctx = server_context(cert, minimum)
     ctx.sni_callback = lambda _sock, name, _ctx: behaviour.server_names.append(name)  # type: ignore[assignment]
-    server = _HTTPSServer(("127.0.0.1", 0), _PolicyHandler)
-    server.ctx = ctx  # type: ignore[attr-defined]
-    server.behaviour = behaviour  # type: ignore[attr-defined]
-    # A short poll interval: shutdown() waits for the loop to notice, half a second by default.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serve(_HTTPSServer(("127.0.0.1", 0), _PolicyHandler), ctx, behaviour)
 
 
 def test_mta_sts_probe_fetches_the_policy_as_a_sender_would(web_cert_files: tuple[Path, Path]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.message
@@ -30,13 +30,6 @@ pytestmark = pytest.mark.skipif(not Path(dnsfixtures.KNOTD).exists() and os.envi
                                 reason="knotd missing; scripts/install-host-deps installs knot")
 
 SPF = f"v=spf1 ip4:{dnsfixtures.IPV4} ip6:{dnsfixtures.IPV6}"
-
-
-@pytest.fixture
-def knot(tmp_path: Path) -> Iterator[dnsfixtures.KnotServer]:
-    server = dnsfixtures.KnotServer(tmp_path / "knot")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

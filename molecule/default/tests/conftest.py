@@ -31,7 +31,7 @@ INVENTORY_DIR = Path(
     os.environ.get("MAILAPPLIANCE_INVENTORY_DIR") or PROJECT_DIR / "build" / "molecule" / "inventories" / "molecule"
 )
 # The molecule platform name, which the podman driver also gives the container.
-CONTAINER = os.environ.get("MAILAPPLIANCE_CONTAINER", "appliance")
+CONTAINER = os.environ.get("MAILAPPLIANCE_CONTAINER", "mail.alpha.test")
 JOURNAL_COMMAND = "journalctl -u postfix@- -u dovecot -u rspamd -u clamav-daemon --no-pager -n 200"
 PUBLIC_PORTS = (25, 465, 587, 993)
 # How long after a deliberate fault its log lines may still arrive (journald and syslog are asynchronous).

@@ -262,15 +262,16 @@ CLIENT_SIDE_TLS_REASONS = frozenset(
 )
 
 
-def tls_refusal(ip: str, port: int, ctx: ssl.SSLContext) -> str | None:
-    """Try an implicit-TLS handshake: None when the server completes it, else how it refused.
+def tls_refusal(ip: str, port: int, ctx: ssl.SSLContext, server_hostname: str | None = None) -> str | None:
+    """Try an implicit-TLS handshake (with SNI when `server_hostname` is given): None when the server
+    completes it, else how it refused.
 
     The TCP connection itself must succeed (a closed port is no refusal of a TLS version), and an
     error OpenSSL raises on the client's own side fails the test instead of passing it.
     """
     raw = socket.create_connection((ip, port), timeout=30)
     try:
-        with ctx.wrap_socket(raw) as tls:
+        with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
             tls.version()
             return None
     except ssl.SSLError as err:

@@ -15,7 +15,7 @@ import pytest
 from conftest import PROJECT_DIR
 from mailappliance.dns.plan import mta_sts_policy
 from mailappliance.site import Site, load_site
-from mailprobe import CLIENT_SIDE_TLS_REASONS, insecure_context, verifying_context, wait_for_port
+from mailprobe import insecure_context, tls_refusal, verifying_context, wait_for_port
 
 FIXTURE = PROJECT_DIR / "molecule" / "default" / "site" / "site.yml"
 DOMAINS = ["alpha.test", "beta.test"]
@@ -43,20 +43,6 @@ def https_get(ip: str, name: str, path: str, ctx: ssl.SSLContext) -> Reply:
                 return Reply(response.status, response.headers, response.read())
             finally:
                 response.close()
-
-
-def handshake_refusal(ip: str, name: str, ctx: ssl.SSLContext) -> str | None:
-    """None when the server completes a handshake for `name` (SNI) with `ctx`, else how it refused."""
-    with socket.create_connection((ip, HTTPS_PORT), timeout=30) as raw:
-        try:
-            with ctx.wrap_socket(raw, server_hostname=name):
-                return None
-        except ssl.SSLError as err:
-            if err.reason in CLIENT_SIDE_TLS_REASONS:
-                raise AssertionError(f"the client could not offer what the test asked for: {err}") from err
-            return str(err.reason or err)
-        except (ConnectionResetError, BrokenPipeError) as err:
-            return f"connection dropped: {err}"
 
 
 def nginx_log(host) -> str:
@@ -118,13 +104,13 @@ def test_other_names_get_no_policy(web, trusting, site):
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1], ids=["TLSv1.0", "TLSv1.1"])
 def test_legacy_tls_is_refused(web, version):
-    refusal = handshake_refusal(web, "mta-sts.alpha.test", insecure_context(version))
+    refusal = tls_refusal(web, HTTPS_PORT, insecure_context(version), "mta-sts.alpha.test")
     assert refusal is not None, f"port {HTTPS_PORT} completed a {version.name} handshake"
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["TLSv1.2", "TLSv1.3"])
 def test_current_tls_is_accepted(web, version):
-    assert handshake_refusal(web, "mta-sts.alpha.test", insecure_context(version)) is None
+    assert tls_refusal(web, HTTPS_PORT, insecure_context(version), "mta-sts.alpha.test") is None
 
 
 def test_server_header_names_no_version(web, trusting):
