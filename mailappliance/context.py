@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mailappliance import project, runner
+from mailappliance.dns.plan import Plan, build_plan
 from mailappliance.errors import UserError
 from mailappliance.inventory import InventoryResult, inventory_paths, write_inventory
 from mailappliance.site import Site, load_site, resolve_site_file
@@ -59,6 +60,10 @@ class AppContext:
         published = inventory_paths(site.name, self.inventory_root).published
         return self.run_playbook("site.yml", site, extravars={"mailappliance__published_dir": str(published.resolve())},
                                  **options)
+
+    def dns_plan(self, site: Site) -> Plan:
+        """The site's DNS plan, from what deploy published into its inventory; `dns` and `audit` start here."""
+        return build_plan(site, inventory_paths(site.name, self.inventory_root).published / site.hostname)
 
     def render_preview(self, site: Site) -> list[Path]:
         """Render every server file of the site into the preview folder with Ansible; return the files."""

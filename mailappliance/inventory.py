@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from mailappliance import vault
+from mailappliance.dns.plan import site_mta_sts_policy
 from mailappliance.errors import UserError
 from mailappliance.files import write_if_changed
 from mailappliance.site import Site
@@ -117,9 +118,6 @@ def hosts_data(site: Site) -> dict[str, Any]:
 
 def site_vars(site: Site) -> dict[str, Any]:
     """The site-wide variables every role maps into its own defaults (see the contract)."""
-    # Imported here: mailappliance.dns.plan imports this module for the inventory paths.
-    from mailappliance.dns.plan import mta_sts_policy
-
     return {
         "mailappliance__site": site.name,
         "mailappliance__hostname": site.hostname,
@@ -140,7 +138,7 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__antivirus_local_databases": [str(p) for p in site.antivirus.local_databases],
         # The MTA-STS policy text the appliance serves byte for byte; `mailappliance dns plan` hashes the same
         # text into the id it publishes, so the two cannot disagree.
-        "mailappliance__mta_sts_policy": mta_sts_policy(site.dns.mta_sts_mode, site.hostname, site.dns.mta_sts_max_age),
+        "mailappliance__mta_sts_policy": site_mta_sts_policy(site),
     }
 
 

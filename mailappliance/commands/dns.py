@@ -13,7 +13,7 @@ from mailappliance.audit.model import NOT_APPLICABLE, PASS, SEVERITIES, STATUSES
 from mailappliance.context import AppContext
 from mailappliance.dns import check as dnscheck
 from mailappliance.dns import output, update
-from mailappliance.dns.plan import Plan, plan_for_site
+from mailappliance.dns.plan import Plan
 from mailappliance.dns.servers import describe, parse_server, resolver_for
 from mailappliance.dns.tsig import read_tsig_key
 from mailappliance.errors import UserError
@@ -28,7 +28,7 @@ def dns_group() -> None:
 
 
 def load_plan(app: AppContext, site_arg: str) -> Plan:
-    return plan_for_site(app.load(site_arg), app.inventory_root)
+    return app.dns_plan(app.load(site_arg))
 
 
 @dns_group.command()

@@ -17,7 +17,6 @@ import dns.rdatatype
 import dns.reversename
 
 from mailappliance.dns import published
-from mailappliance.inventory import inventory_paths
 from mailappliance.site import Site
 
 # (service label, port, priority): RFC 6186 with RFC 8314's preference for implicit TLS (lower priority
@@ -219,11 +218,6 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
         dmarc_rua=site.dns.dmarc_rua, tlsrpt_rua=site.dns.tlsrpt_rua, ipv4=site.dns.ipv4, ipv6=site.dns.ipv6,
         dkim_selectors={d.name: d.dkim_selector for d in site.domains}, notes=tuple(notes),
     )
-
-
-def plan_for_site(site: Site, inventory_root: Path) -> Plan:
-    """The plan from what deploy published into the site's inventory; `dns` and `audit` both start here."""
-    return build_plan(site, inventory_paths(site.name, inventory_root).published / site.hostname)
 
 
 def _certificate_keys(site: Site, published_host_dir: Path) -> list[published.CertificateKey]:
