@@ -9,22 +9,24 @@ from typing import Any
 import dns.exception
 
 from mailappliance.audit import catalogue as cat
-from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+from mailappliance.audit.model import ERROR, NOT_APPLICABLE, PASS, Control, worst
 from mailappliance.dns import check as dnscheck
 from mailappliance.dns.plan import Plan
 from mailappliance.dns.servers import Server, describe, resolver_for
 from mailappliance.errors import UserError
 
-# Worst first: a control is as bad as its worst record.
-WORST_FIRST = (ERROR, FAIL, WARN, PASS, NOT_APPLICABLE)
 # Long observed values (DKIM keys) are cut in a control's evidence; the full value stays in the DNS evidence.
 OBSERVED_SHOWN = 120
 
 
+def _evidence(server: Server | None, error: str = "", notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"nameserver": str(server) if server else "the system resolver", "error": error, "answered": 0,
+            "notes": list(notes), "results": []}
+
+
 def no_plan(error: str, server: Server | None) -> dict[str, Any]:
     """The DNS evidence when the plan itself could not be built (an unreadable certificate or key file)."""
-    return {"nameserver": str(server) if server else "the system resolver", "error":
-            f"the DNS plan could not be built: {error}", "answered": 0, "notes": [], "results": []}
+    return _evidence(server, error=f"the DNS plan could not be built: {error}")
 
 
 def check_dns(plan: Plan, server: Server | None) -> dict[str, Any]:
@@ -33,8 +35,7 @@ def check_dns(plan: Plan, server: Server | None) -> dict[str, Any]:
     A resolver that cannot be set up, or a server that answers nothing, is recorded as `error`, not raised:
     the rest of the audit still runs.
     """
-    evidence: dict[str, Any] = {"nameserver": str(server) if server else "the system resolver", "error": "",
-                                "answered": 0, "notes": list(plan.notes), "results": []}
+    evidence = _evidence(server, notes=plan.notes)
     try:
         resolver = resolver_for(server)
         evidence["nameserver"] = describe(server, resolver)
@@ -51,23 +52,20 @@ def check_dns(plan: Plan, server: Server | None) -> dict[str, Any]:
     return evidence
 
 
-def worst(statuses: list[str]) -> str:
-    return min(statuses, key=WORST_FIRST.index)
-
-
 def record_line(result: dict[str, Any]) -> str:
     """One record as evidence: "<status>: <name> <type>: <state>: <detail>; observed ...; expected ..."."""
     state = f"{result['state']}: " if result.get("state") else ""
     line = f"{result['status']}: {result['name']} {result['type']}: {state}{result['detail']}"
-    observed = result.get("observed")
-    if observed:
-        shown = observed if len(observed) <= OBSERVED_SHOWN else observed[:OBSERVED_SHOWN] + "..."
-        line += f"; observed {shown}"
+    if result.get("observed"):
+        line += f"; observed {_shortened(result['observed'])}"
     if result.get("expected") and result["status"] != PASS and result.get("state") in (
             dnscheck.MISSING, dnscheck.DIFFERENT, dnscheck.WEAKER):
-        expected = result["expected"]
-        line += f"; expected {expected if len(expected) <= OBSERVED_SHOWN else expected[:OBSERVED_SHOWN] + '...'}"
+        line += f"; expected {_shortened(result['expected'])}"
     return line
+
+
+def _shortened(value: str) -> str:
+    return value if len(value) <= OBSERVED_SHOWN else value[:OBSERVED_SHOWN] + "..."
 
 
 def judge_dns(evidence: dict[str, Any]) -> list[Control]:

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from mailappliance.audit import catalogue as cat
-from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control, worst
 from mailappliance.audit.probes import MTA_STS_MAX_BYTES
 
 LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
@@ -197,8 +197,7 @@ def judge_mta_sts(fetched: dict[str, dict[str, Any]], policy: str) -> Control:
     if not fetched:
         return cat.MTASTS_POLICY.judge(NOT_APPLICABLE, "no domain to fetch a policy for")
     verdicts = [_policy_verdict(seen, policy) for seen in fetched.values()]
-    status = FAIL if any(v == FAIL for v, _ in verdicts) else WARN if any(v == WARN for v, _ in verdicts) else PASS
-    return cat.MTASTS_POLICY.judge(status, "\n".join(line for _, line in verdicts))
+    return cat.MTASTS_POLICY.judge(worst([status for status, _ in verdicts]), "\n".join(line for _, line in verdicts))
 
 
 def _policy_verdict(seen: dict[str, Any], policy: str) -> tuple[str, str]:

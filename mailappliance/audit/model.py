@@ -49,6 +49,14 @@ class Control:
         return cls(**{**data, "references": tuple(data.get("references") or ())})
 
 
+# Worst first: a control judged from several observations is as bad as its worst one.
+WORST_FIRST = (ERROR, FAIL, WARN, PASS, NOT_APPLICABLE)
+
+
+def worst(statuses: list[str]) -> str:
+    return min(statuses, key=WORST_FIRST.index)
+
+
 def at_or_above(severity: str, threshold: str) -> bool:
     """Whether `severity` is as serious as `threshold` or more (critical is the most serious)."""
     return SEVERITIES.index(severity) <= SEVERITIES.index(threshold)

@@ -289,38 +289,24 @@ def _relay_attempt(address: str, port: int) -> dict[str, Any]:
         client.close()
 
 
-class _HTTPSToAddress(http.client.HTTPConnection):
-    """HTTPS to a fixed address with a chosen SNI name: the policy host may not resolve to the appliance yet
-    (or at all, from the controller), and the audit must ask the appliance itself."""
-
-    def __init__(self, address: str, port: int, server_name: str, ctx: ssl.SSLContext) -> None:
-        super().__init__(address, port, timeout=TIMEOUT)
-        self._server_name = server_name
-        self._ctx = ctx
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        try:
-            self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
-        except BaseException:
-            sock.close()
-            raise
-
-
 def fetch_mta_sts_policy(address: str, domain: str, port: int = HTTPS_PORT) -> dict[str, Any]:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt from `address`, as a sending MTA would fetch it.
 
-    Redirects are not followed (RFC 8461 section 3.3 forbids it), so a 3xx is evidence like any other status.
+    The request goes to `address` with SNI and Host set to the policy host, which may not resolve to the
+    appliance yet (or at all, from the controller). Redirects are not followed (RFC 8461 section 3.3 forbids
+    it), so a 3xx is evidence like any other status.
     """
     host = f"mta-sts.{domain}"
+    web = Port(port, HTTPS)
     seen: dict[str, Any] = {"domain": domain, "host": host, "url": f"https://{host}{MTA_STS_PATH}",
                             "address": address, "port": port}
-    connection = _HTTPSToAddress(address, port, host, client_context())
+    connection = http.client.HTTPConnection(address, port, timeout=TIMEOUT)
     try:
+        # A connection that already has its socket sends on it instead of connecting again.
+        tls, _ = tls_session(address, web, client_context(), host)
+        connection.sock = tls
         connection.request("GET", MTA_STS_PATH, headers={"Host": host, "User-Agent": USER_AGENT,
                                                          "Accept": "text/plain", "Connection": "close"})
-        tls = connection.sock
-        assert isinstance(tls, ssl.SSLSocket)
         der = tls.getpeercert(binary_form=True)
         seen["tls_version"] = tls.version()
         seen["certificate"] = describe_certificate(der) if der else None
@@ -342,25 +328,8 @@ def fetch_mta_sts_policy(address: str, domain: str, port: int = HTTPS_PORT) -> d
         "body_bytes": len(body),
         "body_sha256": hashlib.sha256(body).hexdigest(),
     })
-    seen["trust"] = _policy_trust(address, port, host)
+    seen["trust"] = _trust(address, web, host)
     return seen
-
-
-def _policy_trust(address: str, port: int, host: str) -> dict[str, Any]:
-    """Whether the policy host's chain verifies against the system trust store, as senders require."""
-    try:
-        sock = socket.create_connection((address, port), timeout=TIMEOUT)
-    except OSError as exc:
-        return {"verified": False, "verify_code": None, "verify_message": str(exc)}
-    try:
-        with verifying_context().wrap_socket(sock, server_hostname=host):
-            return {"verified": True, "verify_code": 0, "verify_message": "ok"}
-    except ssl.SSLCertVerificationError as exc:
-        return {"verified": False, "verify_code": exc.verify_code, "verify_message": exc.verify_message}
-    except OSError as exc:
-        return {"verified": False, "verify_code": None, "verify_message": str(exc)}
-    finally:
-        sock.close()
 
 
 def probe_all(address: str, server_name: str, domains: list[str], ports: tuple[Port, ...] = PORTS) -> dict[str, Any]:

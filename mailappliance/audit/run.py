@@ -20,7 +20,7 @@ from mailappliance.audit.judge_probes import judge_probes
 from mailappliance.audit.model import ERROR, PASS, Control, Evidence
 from mailappliance.audit.probes import PORTS, probe_all
 from mailappliance.context import AppContext
-from mailappliance.dns.plan import plan_for_site, site_mta_sts_policy
+from mailappliance.dns.plan import site_mta_sts_policy
 from mailappliance.dns.servers import Server
 from mailappliance.errors import UserError
 from mailappliance.site import Site
@@ -89,7 +89,7 @@ def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None,
     output = output or audit_dir(app, site) / stamp
     # A plan that cannot be built (a broken certificate file) costs the DNS controls, not the whole audit.
     try:
-        plan = plan_for_site(site, app.inventory_root)
+        plan = app.dns_plan(site)
     except UserError as exc:
         click.echo(f"no DNS plan: {exc}")
         dns_evidence = no_plan(str(exc), nameserver)
