@@ -1,13 +1,15 @@
 """The inventory writer: turn a validated site into <inventory-root>/<site>/ for Ansible.
 
 Writes hosts.yml, group_vars/all/site.yml (plain) and group_vars/all/vault.yml (ansible-vault, with the
-mailbox passwords and their Dovecot hashes). Output is deterministic and files are only rewritten when
-their content changes, so re-rendering an unchanged site touches nothing.
+mailbox passwords and their Dovecot hashes, and the Rspamd controller and Redis passwords). Output is
+deterministic and files are only rewritten when their content changes, so re-rendering an unchanged site
+touches nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,17 @@ GROUP = "mailappliance"
 PODMAN_CONNECTION = "containers.podman.podman"
 VAULT_PASSWORD_FILE = ".vault-pass"
 PUBLISHED_DIR = "published"
+
+# The variables of vault.yml. Those with a leading underscore are the CLI's own bookkeeping, read by no role.
+MAILBOX_PASSWORDS = "mailappliance__mailbox_passwords"
+MAILBOX_PASSWORD_HASHES = "mailappliance__mailbox_password_hashes"
+RSPAMD_CONTROLLER_PASSWORD = "mailappliance__rspamd_controller_password"
+RSPAMD_CONTROLLER_PASSWORD_HASH = "mailappliance__rspamd_controller_password_hash"
+REDIS_PASSWORD = "mailappliance__redis_password"
+FINGERPRINT_KEY = "_mailappliance__hash_fingerprint_key"
+MAILBOX_HASH_FINGERPRINTS = "_mailappliance__mailbox_password_hash_fingerprints"
+# What the rspamd role's preflight accepts; a hand-edited value outside it is replaced.
+_REDIS_PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9]{16,}")
 
 
 @dataclass(frozen=True)
@@ -71,13 +84,8 @@ def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
     """Write (or refresh) the inventory of `site`; everything is computed before the first write."""
     paths = inventory_paths(site.name, inventory_root)
     password = vault.read_vault_password(paths.vault_password)
-    old_plaintext, old_secrets = _read_secrets(paths, password)
-    passwords, hashes, new_passwords = _mailbox_secrets(site, old_secrets)
-
-    vault_plaintext = _dump({
-        "mailappliance__mailbox_passwords": passwords,
-        "mailappliance__mailbox_password_hashes": hashes,
-    })
+    old_secrets = _read_secrets(paths, password)
+    secrets, new_passwords = _vault_data(site, old_secrets)
     origin = os.path.relpath(site.path, paths.directory.resolve())
     files = {
         paths.hosts: (_header(origin) + _dump(hosts_data(site))).encode(),
@@ -87,11 +95,11 @@ def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
     result = InventoryResult(paths=paths, new_passwords=new_passwords)
     if password is None:
         password = vault.create_vault_password(paths.vault_password)
-    if vault_plaintext == old_plaintext:
+    if secrets == old_secrets:
         # Re-encrypting uses a fresh salt; keeping the old ciphertext keeps the file byte-identical.
         result.unchanged.append(paths.vault)
     else:
-        files[paths.vault] = vault.encrypt(vault_plaintext, password)
+        files[paths.vault] = vault.encrypt(_dump(secrets), password)
     for path, content in files.items():
         mode = 0o600 if path == paths.vault else 0o644
         (result.written if write_if_changed(path, content, mode) else result.unchanged).append(path)
@@ -103,8 +111,8 @@ def read_mailbox_passwords(site_name: str, inventory_root: Path) -> dict[str, st
     paths = inventory_paths(site_name, inventory_root)
     if not paths.vault.exists():
         raise UserError(f"{paths.vault}: no such file; render the site first with `mailappliance render {site_name}`")
-    _, secrets = _read_secrets(paths, vault.read_vault_password(paths.vault_password))
-    return dict(secrets.get("mailappliance__mailbox_passwords") or {})
+    secrets = _read_secrets(paths, vault.read_vault_password(paths.vault_password))
+    return dict(secrets.get(MAILBOX_PASSWORDS) or {})
 
 
 def hosts_data(site: Site) -> dict[str, Any]:
@@ -139,46 +147,104 @@ def site_vars(site: Site) -> dict[str, Any]:
         # The MTA-STS policy text the appliance serves byte for byte; `mailappliance dns plan` hashes the same
         # text into the id it publishes, so the two cannot disagree.
         "mailappliance__mta_sts_policy": site_mta_sts_policy(site),
+        "mailappliance__login_protection": {
+            "max_failures": site.login_protection.max_failures, "find_time": site.login_protection.find_time,
+            "ban_time": site.login_protection.ban_time, "allow": list(site.login_protection.allow),
+        },
+        "mailappliance__trusted_relays": list(site.trusted_relays),
     }
 
 
-def _read_secrets(paths: InventoryPaths, password: bytes | None) -> tuple[str | None, dict[str, Any]]:
-    """The current vault plaintext and its data, or (None, {}) before the first render."""
+def _read_secrets(paths: InventoryPaths, password: bytes | None) -> dict[str, Any]:
+    """The variables of the current vault, or {} before the first render."""
     if not paths.vault.exists():
-        return None, {}
+        return {}
     if password is None:
         raise UserError(
             f"{paths.vault}: exists but {paths.vault_password} is missing, so it cannot be decrypted; restore "
             "the password file, or delete vault.yml to generate new mailbox passwords"
         )
     plaintext = vault.decrypt(paths.vault.read_bytes(), password, paths.vault, paths.vault_password)
-    data = yaml.safe_load(plaintext)
+    # libyaml's parser: the vault of a site with thousands of mailboxes takes seconds in pure Python.
+    data = yaml.load(plaintext, Loader=_SafeLoader)
     if not isinstance(data, dict):
         raise UserError(f"{paths.vault}: does not hold a mapping of secrets; delete it to generate new passwords")
-    return plaintext, data
+    return data
 
 
-def _mailbox_secrets(site: Site, old: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    old_passwords = old.get("mailappliance__mailbox_passwords") or {}
-    old_hashes = old.get("mailappliance__mailbox_password_hashes") or {}
+def _vault_data(site: Site, old: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The vault's variables, reusing every old secret that is still valid; also the new mailbox passwords."""
+    key = old.get(FINGERPRINT_KEY)
+    if not _is_text(key):
+        key = vault.new_fingerprint_key()
+    passwords, hashes, fingerprints, new_passwords = _mailbox_secrets(site, old, key)
+    controller_password = old.get(RSPAMD_CONTROLLER_PASSWORD)
+    if not _is_text(controller_password):
+        controller_password = vault.new_password()
+    controller_hash = old.get(RSPAMD_CONTROLLER_PASSWORD_HASH)
+    # Salted like the mailbox hashes, and cheap enough to check on every render.
+    if not (_is_text(controller_hash) and vault.rspamd_hash_matches(controller_password, controller_hash)):
+        controller_hash = vault.rspamd_hash(controller_password)
+    redis_password = old.get(REDIS_PASSWORD)
+    if not (_is_text(redis_password) and _REDIS_PASSWORD_PATTERN.fullmatch(redis_password)):
+        redis_password = vault.new_redis_password()
+    data = {
+        MAILBOX_PASSWORDS: passwords,
+        MAILBOX_PASSWORD_HASHES: hashes,
+        RSPAMD_CONTROLLER_PASSWORD: controller_password,
+        RSPAMD_CONTROLLER_PASSWORD_HASH: controller_hash,
+        REDIS_PASSWORD: redis_password,
+        FINGERPRINT_KEY: key,
+        MAILBOX_HASH_FINGERPRINTS: fingerprints,
+    }
+    return data, new_passwords
+
+
+def _mailbox_secrets(
+    site: Site, old: dict[str, Any], key: str,
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
+    """Passwords, hashes and hash fingerprints by address, and the passwords generated in this run."""
+    old_passwords = _mapping(old.get(MAILBOX_PASSWORDS))
+    old_hashes = _mapping(old.get(MAILBOX_PASSWORD_HASHES))
+    old_fingerprints = _mapping(old.get(MAILBOX_HASH_FINGERPRINTS))
     passwords: dict[str, str] = {}
-    hashes: dict[str, str] = {}
+    kept: dict[str, str | None] = {}
     new: dict[str, str] = {}
     for mailbox in site.mailboxes:
-        password = old_passwords.get(mailbox.address)
-        if not isinstance(password, str) or not password:
-            password = new[mailbox.address] = vault.new_password()
-        passwords[mailbox.address] = password
-        # Hashes are salted, so an existing one is kept as long as it still matches the password.
-        old_hash = old_hashes.get(mailbox.address)
-        keep = isinstance(old_hash, str) and vault.hash_matches(password, old_hash)
-        hashes[mailbox.address] = old_hash if keep else vault.hash_password(password)
-    return passwords, hashes, new
+        address = mailbox.address
+        password = old_passwords.get(address)
+        if not _is_text(password):
+            password = new[address] = vault.new_password()
+        passwords[address] = password
+        # Hashes are salted, so an existing one is kept as long as it still matches the password. SHA512-CRYPT
+        # takes milliseconds to check, so a pair checked once is recognised later by its fingerprint.
+        old_hash = old_hashes.get(address)
+        old_fingerprint = old_fingerprints.get(address)
+        matches = _is_text(old_hash) and (old_fingerprint == vault.hash_fingerprint(key, password, old_hash)
+                                          or vault.hash_matches(password, old_hash))
+        kept[address] = old_hash if matches else None
+    missing = [address for address, hashed in kept.items() if hashed is None]
+    fresh = dict(zip(missing, vault.hash_passwords([passwords[address] for address in missing])))
+    hashes = {address: hashed or fresh[address] for address, hashed in kept.items()}
+    fingerprints = {address: vault.hash_fingerprint(key, passwords[address], hashed)
+                    for address, hashed in hashes.items()}
+    return passwords, hashes, fingerprints, new
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _header(origin: str) -> str:
     return (f"# generated by mailappliance from {origin}\n"
             "# Edit the site file and run `mailappliance render`; changes made here are overwritten.\n")
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import yaml
 
 from mailappliance.errors import UserError
 from mailappliance.files import write_if_changed
 from mailappliance.project import TEMPLATES_DIR
 from mailappliance.site import (
+    DEFAULT_BAN_TIME,
+    DEFAULT_DKIM_SELECTOR,
+    DEFAULT_FIND_TIME,
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_MESSAGE_SIZE_LIMIT,
+    DEFAULT_QUOTA,
+    DEFAULT_SPAM_ADD_HEADER,
+    DEFAULT_SPAM_REJECT,
     Site,
     is_container_name,
     is_domain_name,
@@ -18,6 +30,8 @@ from mailappliance.site import (
     is_host_address,
     is_site_name,
     load_site,
+    parse_site,
+    show_value,
 )
 
 TEMPLATE = "site.yml.j2"
@@ -25,6 +39,7 @@ TEMPLATE = "site.yml.j2"
 # one database that matches only the harmless EICAR test file; the site file says to replace it.
 TEST_DATABASE = "eicar.hdb"
 EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Local.EICAR-Test-File\n"
+_PLAIN_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._@-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -39,22 +54,16 @@ class StarterAnswers:
 
 
 def write_starter(answers: StarterAnswers, target: Path) -> Site:
-    """Write a starter site file (and its test virus database) to `target`; raise UserError on bad answers."""
+    """Write a starter site file (and its test virus database) to `target`; raise UserError on bad answers.
+
+    Every answer is checked, and the rendered site validated, before the first file is written.
+    """
     _check_answers(answers)
-    domains = [d.lower() for d in answers.domains]
-    admin = (answers.admin or f"postmaster@{domains[0]}").lower()
-    # The admin gets a mailbox when the address is hosted here; otherwise postmaster@ of the first domain
-    # is the one mailbox, so a fresh site can always receive and log in.
-    mailbox = admin if admin.rpartition("@")[2] in domains else f"postmaster@{domains[0]}"
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, autoescape=False,
-    )
-    text = environment.get_template(TEMPLATE).render(
-        name=answers.name, hostname=answers.hostname.lower(), admin=admin, domains=domains, mailbox=mailbox,
-        address=answers.address or answers.hostname.lower(), connection=answers.connection,
-        database=TEST_DATABASE, network_checks=answers.network_checks,
-    )
+    text = render_starter(answers)
+    with tempfile.TemporaryDirectory() as staging:
+        # The site names its database relative to its folder, which may not exist yet.
+        (Path(staging) / TEST_DATABASE).write_text(EICAR_HDB)
+        parse_site(text, target, base_dir=Path(staging))
     database = target.parent / TEST_DATABASE
     if not database.exists():
         write_if_changed(database, EICAR_HDB.encode())
@@ -62,31 +71,69 @@ def write_starter(answers: StarterAnswers, target: Path) -> Site:
     return load_site(target)
 
 
+def render_starter(answers: StarterAnswers) -> str:
+    """The text of the starter site file for checked answers."""
+    domains = [d.lower() for d in answers.domains]
+    admin = (answers.admin or f"postmaster@{domains[0]}").lower()
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False,
+    )
+    environment.filters["yaml_scalar"] = _yaml_scalar
+    return environment.get_template(TEMPLATE).render(
+        name=answers.name, hostname=answers.hostname.lower(), admin=admin, domains=domains,
+        mailbox=_mailbox(admin, domains), address=answers.address or answers.hostname.lower(),
+        connection=answers.connection, database=TEST_DATABASE, network_checks=answers.network_checks,
+        dkim_selector=DEFAULT_DKIM_SELECTOR, quota=DEFAULT_QUOTA, message_size_limit=DEFAULT_MESSAGE_SIZE_LIMIT,
+        spam_add_header=f"{DEFAULT_SPAM_ADD_HEADER:g}", spam_reject=f"{DEFAULT_SPAM_REJECT:g}",
+        max_failures=DEFAULT_MAX_FAILURES, find_time=DEFAULT_FIND_TIME, ban_time=DEFAULT_BAN_TIME,
+    )
+
+
+def _mailbox(admin: str, domains: list[str]) -> str:
+    # The admin gets a mailbox when the address is hosted here; otherwise postmaster@ of the first domain
+    # is the one mailbox, so a fresh site can always receive and log in.
+    return admin if admin.rpartition("@")[2] in domains else f"postmaster@{domains[0]}"
+
+
+def _yaml_scalar(value: str) -> str:
+    """`value` as a YAML scalar that loads back as the same text: plain when it can be (yes, 1e5 and the
+    like cannot), double-quoted otherwise (JSON's quoting is valid YAML)."""
+    return value if _PLAIN_RE.fullmatch(value) and yaml.safe_load(value) == value else json.dumps(value)
+
+
 def _check_answers(answers: StarterAnswers) -> None:
     errors: list[str] = []
     if not is_site_name(answers.name):
-        errors.append(f"NAME: \"{answers.name}\" is not a valid site name; use 1-63 lowercase letters, digits and "
-                      "hyphens, starting with a letter")
+        errors.append(f"NAME: {show_value(answers.name)} is not a valid site name; use 1-63 lowercase letters, "
+                      "digits and hyphens, starting with a letter")
     if not answers.domains:
         errors.append("--domain: is required; give each mail domain with --domain example.com")
     seen: set[str] = set()
     for domain in answers.domains:
         if not is_domain_name(domain.lower()):
-            errors.append(f"--domain: \"{domain}\" is not a valid domain name; use letters, digits and hyphens in "
-                          "dot-separated labels")
+            errors.append(f"--domain: {show_value(domain)} is not a valid domain name; use letters, digits and "
+                          "hyphens in dot-separated labels")
         elif domain.lower() in seen:
-            errors.append(f"--domain: \"{domain}\" is given twice; give each domain once")
+            errors.append(f"--domain: {show_value(domain)} is given twice; give each domain once")
         seen.add(domain.lower())
     if not is_domain_name(answers.hostname.lower()):
-        errors.append(f"--hostname: \"{answers.hostname}\" is not a fully qualified domain name; use the "
+        errors.append(f"--hostname: {show_value(answers.hostname)} is not a fully qualified domain name; use the "
                       "appliance's full DNS name, e.g. mail.example.com")
-    if answers.admin is not None and not is_email_address(answers.admin.lower()):
-        errors.append(f"--admin: \"{answers.admin}\" is not a valid email address; use e.g. postmaster@example.com")
+    if answers.admin is not None:
+        admin = answers.admin.lower()
+        if not is_email_address(admin):
+            errors.append(f"--admin: {show_value(answers.admin)} is not a valid email address; "
+                          "use e.g. postmaster@example.com")
+        elif admin.rpartition("@")[2] in seen and not is_email_address(admin, hosted=True):
+            errors.append(f"--admin: {show_value(answers.admin)} would be the site's mailbox but has characters a "
+                          "mailbox address cannot have; use only letters, digits, dots, hyphens and underscores "
+                          "before the @, or an address outside the site's domains")
     if answers.address is not None and answers.connection == "ssh" and not is_host_address(answers.address):
-        errors.append(f"--host: \"{answers.address}\" is not a valid host name or IP address; use a DNS name, "
-                      "an IPv4 or an IPv6 address")
+        errors.append(f"--host: {show_value(answers.address)} is not a valid host name or IP address; use a DNS "
+                      "name, an IPv4 or an IPv6 address")
     if answers.address is not None and answers.connection == "podman" and not is_container_name(answers.address):
-        errors.append(f"--host: \"{answers.address}\" is not a valid container name; use letters, digits, dots, "
-                      "underscores and hyphens")
+        errors.append(f"--host: {show_value(answers.address)} is not a valid container name; use letters, digits, "
+                      "dots, underscores and hyphens")
     if errors:
         raise UserError(*errors)

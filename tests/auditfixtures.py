@@ -101,7 +101,7 @@ EXPECTED_FILES = {
 def host() -> dict[str, Any]:
     services = {name: {"name": name, "source": "systemd", "state": "running", "status": "enabled"}
                 for name in ("dovecot.service", "rspamd.service", "redis-server.service", "clamav-daemon.service",
-                             "nginx.service")}
+                             "nginx.service", "fail2ban.service")}
     services["postfix@-.service"] = {"name": "postfix@-.service", "source": "systemd", "state": "running",
                                      "status": "active"}
     return {
@@ -111,6 +111,7 @@ def host() -> dict[str, Any]:
             "smtpd_tls_protocols = >=TLSv1.2", "smtpd_tls_mandatory_protocols = >=TLSv1.2",
             "smtpd_tls_ciphers = high", "smtpd_tls_mandatory_ciphers = high", "smtpd_tls_security_level = may",
             "milter_default_action = tempfail", "smtpd_sasl_auth_enable = no", "smtpd_tls_auth_only = yes",
+            "smtpd_forbid_bare_newline = normalize", "smtpd_forbid_bare_newline_exclusions = $mynetworks",
         ],
         "postconf_services": [
             "submission/inet/smtpd_sasl_auth_enable = yes", "submission/inet/smtpd_tls_auth_only = yes",
@@ -132,7 +133,8 @@ def host() -> dict[str, Any]:
         "apt_lists": [{"mtime": CLOCK - 3600,
                        "path": "/var/lib/apt/lists/deb.debian.org_debian-security_dists_bookworm-security_InRelease"}],
         "key_files": ["/etc/mailappliance/tls/key.pem\troot\troot\t600", "/etc/dovecot/users\troot\tdovecot\t640",
-                      "/etc/rspamd/local.d/worker-controller.inc\troot\t_rspamd\t640"],
+                      "/etc/rspamd/local.d/worker-controller.inc\troot\t_rspamd\t640",
+                      "/etc/rspamd/local.d/redis.conf\troot\t_rspamd\t640", "/etc/redis/redis.conf\troot\tredis\t640"],
         "key_files_missing": [],
         "files": [f"{digest}  {path}" for path, digest in EXPECTED_FILES.items()],
         "files_missing": [],

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+import certificates
 import dnsfixtures
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
+# PEM armour around garbage: no certificate can be read from it.
 CERT_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-KEY_PEM = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
 # ClamAV's test signature for the EICAR file, as a hash database line (md5:size:name).
 EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n"
 
@@ -54,6 +55,11 @@ spam:
 antivirus:
   mirror_url: http://clamav-mirror.internal/
   local_databases: [eicar.hdb]
+login_protection:
+  max_failures: 8
+  ban_time: 900
+  allow: [192.0.2.50, 2001:db8:50::/48]
+trusted_relays: [198.51.100.25]
 """
 
 # The smallest valid site: everything optional left out (a signature source is always needed).
@@ -69,13 +75,12 @@ MINIMAL_SITE: dict = {
 
 @pytest.fixture
 def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """tmp_path as the working directory, with the TLS and ClamAV files FULL_SITE names."""
+    """tmp_path as the working directory, with the TLS and ClamAV files FULL_SITE names (a certificate chain
+    for mail.alpha.test and mta-sts.<domain> with its key, as the site model checks them)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILAPPLIANCE_INVENTORY_ROOT", raising=False)
     monkeypatch.delenv("MAILAPPLIANCE_BUILD_ROOT", raising=False)
-    (tmp_path / "tls").mkdir()
-    (tmp_path / "tls" / "cert.pem").write_text(CERT_PEM)
-    (tmp_path / "tls" / "key.pem").write_text(KEY_PEM)
+    certificates.write_tls(tmp_path)
     (tmp_path / "eicar.hdb").write_text(EICAR_HDB)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "eicar.hdb").write_text(EICAR_HDB)

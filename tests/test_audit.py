@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 import auditfixtures as fx
-import dnsfixtures
 from clirunner import run_cli
 from conftest import CERT_PEM
 from mailappliance import __version__
@@ -25,8 +24,6 @@ HOST = "mail.alpha.test"
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch, site_dir: Path) -> dict[str, Any]:
     """Replace DNS, the live probes and the host run with recorded evidence; tests may edit it before the run."""
-    # The site's provided certificate goes into the DNS plan (TLSA), so it has to be a real one.
-    dnsfixtures.write_certificate(site_dir / "tls" / "cert.pem", HOST)
     evidence: dict[str, Any] = {"probes": fx.probes(), "host": fx.host(), "changed": {},
                                 "dns": fx.dns("alpha.test", HOST), "nameservers": []}
 
@@ -79,7 +76,7 @@ def test_healthy_appliance_passes_and_writes_three_reports(full_site: Path, site
                                                    "error": 0}
     assert set(data["evidence"]) == {"dns", "probes", "host", "run"}
     assert data["evidence"]["dns"]["nameserver"] == "127.0.0.1:5353"
-    assert "audit of molecule: 76 controls: 68 pass, 8 warn" in result.stdout
+    assert "audit of molecule: 77 controls: 69 pass, 8 warn" in result.stdout
     assert "  nameserver: 127.0.0.1:5353; 25 results" in result.stdout
 
 
@@ -189,8 +186,11 @@ def test_nameserver_is_parsed_like_dns_check_and_passed_on(full_site: Path, site
 
 def test_a_dns_plan_that_cannot_be_built_errs_the_dns_controls_only(full_site: Path, site_dir: Path,
                                                                      recorded: dict) -> None:
-    # PEM armour around garbage: the site file validates, the certificate's key cannot be read for TLSA.
-    (site_dir / "tls" / "cert.pem").write_text(CERT_PEM)
+    # PEM armour around garbage where deploy leaves the appliance's certificate: the site file validates, the
+    # deployed certificate's key cannot be read for TLSA.
+    published = site_dir / "inventories" / "molecule" / "published" / HOST / "tls" / "cert.pem"
+    published.parent.mkdir(parents=True)
+    published.write_text(CERT_PEM)
     result = audit("--fail-on", "critical")
     assert result.exit_code == 0, result.output
     data = json.loads((site_dir / "out/report.json").read_text())

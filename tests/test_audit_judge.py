@@ -44,7 +44,7 @@ def test_healthy_probes_pass_with_self_signed_warnings() -> None:
 def test_healthy_host_passes() -> None:
     seen = host_controls(fx.host())
     assert set(seen.values()) == {"pass"}, seen
-    assert len(seen) == 16
+    assert len(seen) == 17
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -131,6 +131,7 @@ HOST_BREAKS = {
     "POSTFIX-TLS-CIPHERS": _set(["postconf", 5], "smtpd_tls_mandatory_ciphers = low"),
     "POSTFIX-AUTH": _set(["postconf", 8], "smtpd_sasl_auth_enable = yes"),
     "POSTFIX-MILTER-TEMPFAIL": _set(["postconf", 7], "milter_default_action = accept"),
+    "POSTFIX-SMUGGLING": _set(["postconf", 10], "smtpd_forbid_bare_newline = no"),
     "DOVECOT-TLS": _set(["doveconf", 1], "ssl_min_protocol = TLSv1"),
     "DOVECOT-PLAINTEXT": _set(["doveconf", 2], "disable_plaintext_auth = no"),
     "DOVECOT-PASSWORD-SCHEME": _set(["password_schemes"], ["SHA512-CRYPT", "PLAIN"]),

@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import certificates
 import dnsfixtures
 from clirunner import assert_clean_failure, run_cli
 from mailappliance import exit_codes
@@ -132,8 +133,10 @@ def test_a_provided_certificate_not_deployed_yet_adds_a_second_tlsa(root: Path) 
     data = copy.deepcopy(dnsfixtures.SITE)
     data["tls"] = {"source": "provided", "cert": "next/cert.pem", "key": "next/key.pem"}
     site = dnsfixtures.write_site(root, data)
-    dnsfixtures.write_certificate(site.parent / "next/cert.pem")
-    (site.parent / "next/key.pem").write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+    # The site model checks a provided chain: it names mail.alpha.test and mta-sts.<domain>, and fits its key.
+    (site.parent / "next").mkdir()
+    (site.parent / "next/cert.pem").write_bytes(certificates.chain_pem())
+    (site.parent / "next/key.pem").write_bytes(certificates.key_pem())
     assert len(records_of(plan_json(root), "tlsa")) == 1
     dnsfixtures.write_published(root)
     planned = plan_json(root)

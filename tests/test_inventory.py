@@ -1,9 +1,10 @@
-"""The inventory writer: stable output (golden files), vaulted passwords kept across renders, nothing
+"""The inventory writer: stable output (golden files), vaulted secrets kept across renders, nothing
 written for an invalid site."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -21,6 +22,16 @@ from mailappliance.site import load_site
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 SITE_DIR_PLACEHOLDER = "<SITE_DIR>"
 GOLDEN_FILES = ("hosts.yml", "group_vars/all/site.yml")
+# vault.yml is encrypted with a random salt, so its variables are checked by name instead of a golden file.
+VAULT_VARIABLES = [
+    "mailappliance__mailbox_passwords",
+    "mailappliance__mailbox_password_hashes",
+    "mailappliance__rspamd_controller_password",
+    "mailappliance__rspamd_controller_password_hash",
+    "mailappliance__redis_password",
+    "_mailappliance__hash_fingerprint_key",
+    "_mailappliance__mailbox_password_hash_fingerprints",
+]
 
 
 def render(site_file: Path, root: Path = Path("inventories")):
@@ -31,6 +42,25 @@ def decrypted_vault(directory: Path) -> dict:
     password = (directory / ".vault-pass").read_bytes().strip()
     vault_file = directory / "group_vars/all/vault.yml"
     return yaml.safe_load(vault.decrypt(vault_file.read_bytes(), password, vault_file, directory / ".vault-pass"))
+
+
+def rewrite_vault(directory: Path, secrets: dict) -> None:
+    """Replace the vault's content, as a hand edit or an older mailappliance would have left it."""
+    password = (directory / ".vault-pass").read_bytes().strip()
+    (directory / "group_vars/all/vault.yml").write_bytes(vault.encrypt(yaml.safe_dump(secrets), password))
+
+
+class CountingHashChecks:
+    """Counts SHA512-CRYPT verifications, the slow step fingerprints are there to skip."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._real = vault.hash_matches
+        monkeypatch.setattr(vault, "hash_matches", self)
+
+    def __call__(self, password: str, hashed: str) -> bool:
+        self.calls += 1
+        return self._real(password, hashed)
 
 
 def check_golden(case: str, directory: Path, site_dir: Path) -> None:
@@ -58,6 +88,7 @@ def test_podman_site_matches_golden_files(site_dir: Path) -> None:
 def test_vault_holds_passwords_and_dovecot_hashes(full_site: Path) -> None:
     result = render(full_site)
     secrets = decrypted_vault(result.paths.directory)
+    assert list(secrets) == VAULT_VARIABLES
     passwords = secrets["mailappliance__mailbox_passwords"]
     hashes = secrets["mailappliance__mailbox_password_hashes"]
     assert list(passwords) == list(hashes) == ["alice@alpha.test", "admin@alpha.test"]
@@ -148,3 +179,101 @@ def test_inventory_goes_to_the_site_name_under_the_root(full_site: Path, site_di
     result = render(full_site, site_dir / "elsewhere")
     assert result.paths == inventory_paths("molecule", site_dir / "elsewhere")
     assert result.paths.hosts.is_file()
+
+
+def test_vault_holds_rspamd_and_redis_secrets(full_site: Path) -> None:
+    result = render(full_site)
+    secrets = decrypted_vault(result.paths.directory)
+    controller = secrets["mailappliance__rspamd_controller_password"]
+    assert len(controller) >= 32
+    assert vault.rspamd_hash_matches(controller, secrets["mailappliance__rspamd_controller_password_hash"])
+    assert secrets["mailappliance__rspamd_controller_password_hash"].startswith("$1$")
+    redis = secrets["mailappliance__redis_password"]
+    assert len(redis) >= 32 and redis.isascii() and redis.isalnum()
+    # Service passwords live in the vault only; the one-time listing is for mailbox owners.
+    assert controller not in result.new_passwords.values() and redis not in result.new_passwords.values()
+    assert list(result.new_passwords) == ["alice@alpha.test", "admin@alpha.test"]
+
+
+def test_service_secrets_are_stable_across_renders(full_site: Path) -> None:
+    first = decrypted_vault(render(full_site).paths.directory)
+    data = dict(MINIMAL_SITE, mailboxes=[{"address": "alice@alpha.test"}, {"address": "bob@beta.test"}])
+    second = decrypted_vault(render(write_site(Path("."), data)).paths.directory)
+    for name in VAULT_VARIABLES[2:6]:
+        assert second[name] == first[name], name
+
+
+def test_rerender_checks_no_crypt_hash(full_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    render(full_site)
+    checks = CountingHashChecks(monkeypatch)
+    assert render(full_site).written == []
+    assert checks.calls == 0
+
+
+def test_vault_of_an_older_version_is_upgraded_once(full_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = render(full_site).paths
+    current = decrypted_vault(paths.directory)
+    older = {name: current[name] for name in VAULT_VARIABLES[:2]}
+    rewrite_vault(paths.directory, older)
+    checks = CountingHashChecks(monkeypatch)
+
+    upgraded = render(full_site)
+    assert upgraded.written == [paths.vault]
+    assert upgraded.new_passwords == {}
+    assert checks.calls == 2, "the existing hashes are checked once, the slow way"
+    secrets = decrypted_vault(paths.directory)
+    assert list(secrets) == VAULT_VARIABLES
+    assert {name: secrets[name] for name in VAULT_VARIABLES[:2]} == older
+    assert list(secrets["_mailappliance__mailbox_password_hash_fingerprints"]) == ["alice@alpha.test",
+                                                                                   "admin@alpha.test"]
+    vault_bytes = paths.vault.read_bytes()
+    assert render(full_site).written == []
+    assert checks.calls == 2
+    assert paths.vault.read_bytes() == vault_bytes
+
+
+def test_hash_with_a_wrong_fingerprint_is_checked_the_slow_way(full_site: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = render(full_site).paths
+    secrets = decrypted_vault(paths.directory)
+    fingerprints = secrets["_mailappliance__mailbox_password_hash_fingerprints"]
+    fingerprints["alice@alpha.test"] = "0" * 64
+    rewrite_vault(paths.directory, secrets)
+    checks = CountingHashChecks(monkeypatch)
+    render(full_site)
+    assert checks.calls == 1
+    again = decrypted_vault(paths.directory)
+    # The hash still matches its password, so it is kept and its fingerprint repaired.
+    assert again["mailappliance__mailbox_password_hashes"] == secrets["mailappliance__mailbox_password_hashes"]
+    assert again["_mailappliance__mailbox_password_hash_fingerprints"]["alice@alpha.test"] != "0" * 64
+
+
+def test_password_changed_by_hand_gets_a_new_hash(full_site: Path) -> None:
+    paths = render(full_site).paths
+    secrets = decrypted_vault(paths.directory)
+    old_hash = secrets["mailappliance__mailbox_password_hashes"]["alice@alpha.test"]
+    secrets["mailappliance__mailbox_passwords"]["alice@alpha.test"] = "chosen-by-hand-0123456789"
+    rewrite_vault(paths.directory, secrets)
+    result = render(full_site)
+    assert result.new_passwords == {}
+    hashed = decrypted_vault(paths.directory)["mailappliance__mailbox_password_hashes"]["alice@alpha.test"]
+    assert hashed != old_hash
+    assert vault.hash_matches("chosen-by-hand-0123456789", hashed)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("mailappliance__rspamd_controller_password_hash", "$1$notahash$atall"),
+    ("mailappliance__redis_password", "has spaces and \"quotes\""),
+    ("mailappliance__redis_password", 12345),
+])
+def test_invalid_service_secret_is_replaced(full_site: Path, name: str, value: object) -> None:
+    paths = render(full_site).paths
+    secrets = decrypted_vault(paths.directory)
+    rewrite_vault(paths.directory, dict(secrets, **{name: value}))
+    render(full_site)
+    again = decrypted_vault(paths.directory)
+    assert again[name] != value
+    assert again["mailappliance__rspamd_controller_password"] == secrets["mailappliance__rspamd_controller_password"]
+    assert vault.rspamd_hash_matches(again["mailappliance__rspamd_controller_password"],
+                                     again["mailappliance__rspamd_controller_password_hash"])
+    assert re.fullmatch(r"[A-Za-z0-9]{32,}", again["mailappliance__redis_password"])

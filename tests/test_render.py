@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+
+import yaml
 
 from clirunner import assert_clean_failure, run_cli
 from conftest import MINIMAL_SITE, write_site
+from mailappliance import vault
 from mailappliance.exit_codes import EXIT_CODE_USER_ERROR
+
+
+def read_vault(directory: Path) -> dict:
+    vault_file, password_file = directory / "group_vars/all/vault.yml", directory / ".vault-pass"
+    plaintext = vault.decrypt(vault_file.read_bytes(), password_file.read_bytes().strip(), vault_file, password_file)
+    return yaml.safe_load(plaintext)
 
 
 def test_no_preview_writes_the_inventory_only(full_site: Path, site_dir: Path) -> None:
@@ -54,3 +64,23 @@ def test_preview_renders_the_server_files(full_site: Path, site_dir: Path) -> No
     # The preview shows configuration, never the mailboxes' clear-text passwords.
     vault_text = (site_dir / "inventories/molecule/.vault-pass").read_text()
     assert vault_text.strip() not in result.output
+
+
+def test_render_never_prints_service_secrets_or_hashes(full_site: Path, site_dir: Path) -> None:
+    """Only new mailbox passwords are shown, once; the rest of the vault stays in the vault."""
+    first = run_cli("render", "site.yml")
+    again = run_cli("render", "site.yml")
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    secrets = read_vault(site_dir / "inventories/molecule")
+    shown = [secrets["mailappliance__rspamd_controller_password"], secrets["mailappliance__redis_password"],
+             secrets["mailappliance__rspamd_controller_password_hash"], secrets["_mailappliance__hash_fingerprint_key"],
+             *secrets["mailappliance__mailbox_password_hashes"].values()]
+    for secret in shown:
+        assert secret not in first.output + again.output
+    for password in secrets["mailappliance__mailbox_passwords"].values():
+        assert password in first.output and password not in again.output
+    # The files holding them are written, with the mode the role gives them.
+    preview = site_dir / "build/molecule/preview/mail.alpha.test"
+    assert secrets["mailappliance__rspamd_controller_password_hash"] in \
+        (preview / "etc/rspamd/local.d/worker-controller.inc").read_text()
+    assert stat.S_IMODE((preview / "etc/dovecot/users").stat().st_mode) == 0o640

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 
+import certificates
 from conftest import MINIMAL_SITE, write_site
 from mailappliance.errors import UserError
-from mailappliance.site import Alias, Domain, Host, Mailbox, load_site
+from mailappliance.site import Alias, Domain, Host, LoginProtection, Mailbox, load_site
 
 DELETE = object()
+
+
+@pytest.fixture(autouse=True)
+def real_certificate(site_dir: Path) -> None:
+    """FULL_SITE's provided certificate: a chain naming the hostname and every mta-sts.<domain>, and its key."""
+    certificates.write_tls(site_dir)
 
 
 def site_with(**changes: object) -> dict:
@@ -131,7 +138,7 @@ BAD_SITES = [
     pytest.param(
         site_with(hots={"address": "192.0.2.1"}),
         "hots: unknown key; did you mean host? allowed keys are site, hostname, admin_contact, host, domains, "
-        "mailboxes, aliases, message_size_limit, tls, spam, antivirus, dns",
+        "mailboxes, aliases, message_size_limit, tls, spam, antivirus, dns, login_protection, trusted_relays",
         id="unknown-top-key",
     ),
     pytest.param(
@@ -201,18 +208,20 @@ BAD_SITES = [
     ),
     pytest.param(
         site_with(mailboxes=[{"address": "alice@alpha.test", "quota": "1GB"}]),
-        'mailboxes[0].quota: "1GB" is not a valid size; use a whole number followed by K, M, G or T, e.g. 512M or 2G',
+        'mailboxes[0].quota: "1GB" is not a valid size; use a whole number followed by K, M, G or T, from 1M to 1024T, '
+        "e.g. 1G",
         id="quota-syntax",
     ),
     pytest.param(
         site_with(mailboxes=[{"address": "alice@alpha.test", "name": "Alice: CEO"}]),
-        'mailboxes[0].name: "Alice: CEO" contains a colon or a control character; '
-        "use plain text without : or line breaks",
+        'mailboxes[0].name: "Alice: CEO" contains a colon; '
+        "write the person's name as plain text without : or line breaks, e.g. name: Alice Example",
         id="mailbox-name-colon",
     ),
     pytest.param(
         site_with(message_size_limit=25),
-        "message_size_limit: 25 is not a valid size; use a whole number followed by K, M, G or T, e.g. 512M or 2G",
+        "message_size_limit: 25 is not a valid size; use a whole number followed by K, M, G or T, from 1M to 511M, "
+        "e.g. 25M",
         id="size-without-unit",
     ),
     pytest.param(
@@ -263,7 +272,7 @@ BAD_SITES = [
     ),
     pytest.param(
         site_with(spam={"add_header": "six"}),
-        'spam.add_header: "six" is not a positive score; use a number greater than 0, e.g. 6',
+        'spam.add_header: "six" is not a positive score; use a number greater than 0 and at most 1000, e.g. 6',
         id="spam-score-not-number",
     ),
     pytest.param(
@@ -301,7 +310,9 @@ BAD_SITES = [
     ),
     pytest.param(
         site_with(antivirus={"mirror_url": "ftp://mirror.example/"}),
-        'antivirus.mirror_url: "ftp://mirror.example/" is not an http(s) URL; use e.g. http://clamav-mirror.internal/',
+        'antivirus.mirror_url: "ftp://mirror.example/" is not an http(s) URL; use http:// or https://, a host name or '
+        "IP address, an optional :port and a path of letters, digits and - . _ ~ % / + = , : @, "
+        "e.g. http://clamav-mirror.internal/",
         id="mirror-url",
     ),
     pytest.param(
@@ -387,3 +398,359 @@ def test_alias_target_messages_keep_the_written_positions(site_dir: Path) -> Non
         'site.yml: aliases[0].to[1]: "carol@alpha.test" is in a declared domain but is neither a mailbox nor an alias; '
         "add that mailbox or alias, or fix the address",
     ]
+
+
+# -- whole values: no line break, control character or surrounding whitespace slips through -----------------
+
+WHOLE_VALUE_MISTAKES = [
+    pytest.param(
+        site_with(mailboxes=[{"address": "alice@alpha.test\n"}]),
+        'mailboxes[0].address: "alice@alpha.test\\n" contains a line break (U+000A); '
+        "give the mailbox address, e.g. alice@example.com",
+        id="trailing-line-break-is-not-stripped",
+    ),
+    pytest.param(
+        site_with(aliases=[{"address": "sales@alpha.test", "to": ["x\n@example.com"]}]),
+        'aliases[0].to[0]: "x\\n@example.com" contains a line break (U+000A); '
+        "use local-part@domain, e.g. alice@example.com",
+        id="line-break-inside-a-target",
+    ),
+    pytest.param(
+        site_with(hostname=" mail.alpha.test"),
+        'hostname: " mail.alpha.test" has whitespace at its start or end; remove it',
+        id="surrounding-whitespace",
+    ),
+    pytest.param(
+        site_with(admin_contact="admin@outside.example\u2028"),
+        'admin_contact: "admin@outside.example\\u2028" contains a line separator (U+2028); '
+        "use an email address such as postmaster@example.com",
+        id="unicode-line-separator",
+    ),
+    pytest.param(
+        site_with(mailboxes=[{"address": "alice@alpha.test", "name": "Alice\u202eelpmaxE"}]),
+        'mailboxes[0].name: "Alice\\u202eelpmaxE" contains an invisible formatting character (U+202E); '
+        "write the person's name as plain text without : or line breaks, e.g. name: Alice Example",
+        id="bidi-override-in-a-name",
+    ),
+    pytest.param(
+        site_with(domains=[{"name": "alpha.test", "dkim_selector": "mail\n"}, {"name": "beta.test"}]),
+        'domains[0].dkim_selector: "mail\\n" contains a line break (U+000A); '
+        "use lowercase letters, digits and hyphens (a single DNS label), e.g. mail",
+        id="dkim-selector-line-break",
+    ),
+    pytest.param(
+        site_with(host={"address": "192.0.2.10", "user": "root\n"}),
+        'host.user: "root\\n" contains a line break (U+000A); use a login name such as root',
+        id="host-user-line-break",
+    ),
+    pytest.param(
+        site_with(host={"address": "fe80::1%eth0"}),
+        'host.address: "fe80::1%eth0" is not a valid host name or IP address; '
+        "use a DNS name, an IPv4 or an IPv6 address",
+        id="ipv6-zone-index",
+    ),
+    pytest.param(
+        site_with(dns={"dmarc_rua": "mailto:alice@alpha.test\r\n"}),
+        'dns.dmarc_rua: "mailto:alice@alpha.test\\r\\n" contains a carriage return (U+000D); '
+        "give the address that receives the reports, e.g. dmarc-reports@example.com",
+        id="report-address-crlf",
+    ),
+    pytest.param(
+        site_with(site="molecule\n"),
+        'site: "molecule\\n" contains a line break (U+000A); '
+        "use 1-63 lowercase letters, digits and hyphens, starting with a letter, e.g. site: example",
+        id="site-name-line-break",
+    ),
+    pytest.param(
+        site_with(mailboxes=[{"address": "alice@alpha.test", "name": "A" * 200}]),
+        f'mailboxes[0].name: "{"A" * 60}…" (200 characters) is longer than 128 characters; '
+        "write the person's name as plain text without : or line breaks, e.g. name: Alice Example",
+        id="long-value-is-quoted-short",
+    ),
+    pytest.param(
+        site_with(antivirus={"local_databases": ["eicar.hdb", "sub/\x00eicar.hdb"]}),
+        'antivirus.local_databases[1]: "sub/\\u0000eicar.hdb" contains a NUL character (U+0000); '
+        "list ClamAV database files relative to the site file's folder, e.g. [local.hdb]",
+        id="nul-in-a-database-path",
+    ),
+    pytest.param(
+        site_with(tls={"source": "provided", "cert": "tls/cert.pem\x00", "key": "tls/key.pem"}),
+        'tls.cert: "tls/cert.pem\\u0000" contains a NUL character (U+0000); '
+        "give the path of the certificate chain (leaf first) in PEM format, relative to the site file's folder",
+        id="nul-in-the-certificate-path",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), WHOLE_VALUE_MISTAKES)
+def test_values_are_checked_whole(site_dir: Path, data: dict, message: str) -> None:
+    assert errors_of(site_dir, data) == [f"site.yml: {message}"]
+
+
+MIRROR_URLS_REFUSED = [
+    "http://mirror.internal/ db", "http://mirror.internal/\"x", "http://mirror.internal/#x",
+    "http://mirror.internal/;x", "http://mirror.internal/$x", "http://mirror.internal:99999/",
+    "http://user:secret@mirror.internal/", "http://mirror.internal/?x=1", "http://mirror.internal/%zz",
+    "http://mirror internal/", "http://[fe80::1%25eth0]/", "http://" + "a" * 2050 + ".internal/", "mirror.internal",
+]
+
+
+@pytest.mark.parametrize("url", MIRROR_URLS_REFUSED)
+def test_mirror_url_is_a_plain_http_url(site_dir: Path, url: str) -> None:
+    errors = errors_of(site_dir, site_with(antivirus={"mirror_url": url}))
+    assert len(errors) == 1 and errors[0].startswith("site.yml: antivirus.mirror_url: "), errors
+
+
+@pytest.mark.parametrize("url", ["http://clamav-mirror.internal/", "https://10.0.0.5:8080/clamav",
+                                 "http://[2001:db8::5]/", "http://mirror/db/%41", "https://Mirror.Example"])
+def test_plain_mirror_urls_are_kept(site_dir: Path, url: str) -> None:
+    assert load_site(write_site(site_dir, site_with(antivirus={"mirror_url": url}))).antivirus.mirror_url == url
+
+
+def test_user_error_lines_never_span_lines() -> None:
+    assert UserError("a\nb", "c\u2028d\x85").lines == ("a\\u000ab", "c\\u2028d\\u0085")
+
+
+# -- alias loops ----------------------------------------------------------------------------------------------
+
+LOOP_FIX = "make one of them deliver to a mailbox or an outside address"
+ALIAS_LOOPS = [
+    pytest.param(
+        [{"address": "a@alpha.test", "to": ["b@alpha.test"]}, {"address": "b@alpha.test", "to": ["a@alpha.test"]}],
+        ["aliases[1].to[0]: alias loop a@alpha.test → b@alpha.test → a@alpha.test"],
+        id="two-aliases",
+    ),
+    pytest.param(
+        [{"address": "a@alpha.test", "to": ["alice@alpha.test", "a@alpha.test"]}],
+        ["aliases[0].to[1]: alias loop a@alpha.test → a@alpha.test"],
+        id="alias-to-itself",
+    ),
+    pytest.param(
+        [{"address": "@beta.test", "to": ["x@beta.test"]}],
+        ["aliases[0].to[0]: alias loop @beta.test → x@beta.test (caught by @beta.test)"],
+        id="catch-all-back-to-itself",
+    ),
+    pytest.param(
+        [{"address": "@alpha.test", "to": ["x@beta.test"]}, {"address": "@beta.test", "to": ["y@alpha.test"]}],
+        ["aliases[1].to[0]: alias loop @alpha.test → x@beta.test (caught by @beta.test) → "
+         "y@alpha.test (caught by @alpha.test)"],
+        id="two-catch-alls",
+    ),
+    pytest.param(
+        [{"address": "a@alpha.test", "to": ["b@alpha.test"]}, {"address": "b@alpha.test", "to": ["c@alpha.test"]},
+         {"address": "c@alpha.test", "to": ["a@alpha.test", "b@alpha.test"]}],
+        ["aliases[2].to[0]: alias loop a@alpha.test → b@alpha.test → c@alpha.test → a@alpha.test",
+         "aliases[2].to[1]: alias loop b@alpha.test → c@alpha.test → b@alpha.test"],
+        id="every-loop-of-a-tangle",
+    ),
+]
+
+
+@pytest.mark.parametrize(("aliases", "messages"), ALIAS_LOOPS)
+def test_alias_loops_are_named(site_dir: Path, aliases: list, messages: list) -> None:
+    assert errors_of(site_dir, site_with(aliases=aliases)) == [f"site.yml: {m}; {LOOP_FIX}" for m in messages]
+
+
+def test_a_loop_through_postmaster_and_the_admin_contact(site_dir: Path) -> None:
+    errors = errors_of(site_dir, site_with(admin_contact="boss@alpha.test",
+                                           aliases=[{"address": "boss@alpha.test", "to": ["postmaster@alpha.test"]}]))
+    assert errors == [f"site.yml: admin_contact: alias loop boss@alpha.test → postmaster@alpha.test → "
+                      f"boss@alpha.test; {LOOP_FIX}"]
+
+
+def test_chains_that_end_in_a_mailbox_or_outside_are_no_loops(site_dir: Path) -> None:
+    site = load_site(write_site(site_dir, site_with(aliases=[
+        {"address": "a@alpha.test", "to": ["b@alpha.test", "partner@outside.example"]},
+        {"address": "b@alpha.test", "to": ["c@beta.test"]},
+        {"address": "@beta.test", "to": ["alice@alpha.test"]},
+        {"address": "@alpha.test", "to": ["postmaster@beta.test"]},
+    ])))
+    assert len(site.aliases) == 4
+
+
+def test_a_ring_of_a_thousand_aliases_is_one_short_line(site_dir: Path) -> None:
+    count = 1000
+    ring = [{"address": f"a{n}@alpha.test", "to": [f"a{(n + 1) % count}@alpha.test"]} for n in range(count)]
+    assert errors_of(site_dir, site_with(aliases=ring)) == [
+        f"site.yml: aliases[{count - 1}].to[0]: alias loop a0@alpha.test → a1@alpha.test → a2@alpha.test → "
+        f"… {count - 4} more … → a{count - 1}@alpha.test → a0@alpha.test; {LOOP_FIX}"]
+
+
+def test_many_loops_are_cut_short(site_dir: Path) -> None:
+    pairs = [{"address": f"{p}{n}@alpha.test", "to": [f"{q}{n}@alpha.test"]}
+             for n in range(25) for p, q in ("ab", "ba")]
+    errors = errors_of(site_dir, site_with(aliases=pairs))
+    assert errors[0] == "site.yml: aliases: more alias loops than the 20 shown; fix those and validate again"
+    assert len(errors) == 21 and all("alias loop" in line for line in errors[1:])
+
+
+# -- numbers --------------------------------------------------------------------------------------------------
+
+NUMBER_MISTAKES = [
+    pytest.param(site_with(message_size_limit="2G"),
+                 'message_size_limit: "2G" is out of range; use a whole number followed by K, M, G or T, '
+                 "from 1M to 511M, e.g. 25M", id="size-limit-too-big"),
+    pytest.param(site_with(message_size_limit="512K"),
+                 'message_size_limit: "512K" is out of range; use a whole number followed by K, M, G or T, '
+                 "from 1M to 511M, e.g. 25M", id="size-limit-too-small"),
+    pytest.param(site_with(mailboxes=[{"address": "alice@alpha.test", "quota": "99999999999T"}]),
+                 'mailboxes[0].quota: "99999999999T" is out of range; use a whole number followed by K, M, G or T, '
+                 "from 1M to 1024T, e.g. 1G", id="quota-beyond-int64"),
+    pytest.param(site_with(spam={"add_header": float("nan")}),
+                 "spam.add_header: .nan is not a positive score; use a number greater than 0 and at most 1000, "
+                 "e.g. 6", id="score-nan"),
+    pytest.param(site_with(spam={"reject": float("inf")}),
+                 "spam.reject: .inf is out of range; use a number greater than 0 and at most 1000, e.g. 15",
+                 id="score-inf"),
+    pytest.param(site_with(spam={"reject": 1001}),
+                 "spam.reject: 1001 is out of range; use a number greater than 0 and at most 1000, e.g. 15",
+                 id="score-too-high"),
+    pytest.param(site_with(spam={"add_header": True}),
+                 "spam.add_header: true is not a positive score; use a number greater than 0 and at most 1000, "
+                 "e.g. 6", id="score-bool"),
+    pytest.param(site_with(host={"address": "192.0.2.10", "port": True}),
+                 "host.port: true is not a valid port; use a whole number from 1 to 65535", id="port-bool"),
+    pytest.param(site_with(dns={"ttl": True}),
+                 "dns.ttl: true is not a whole number; use a whole number of seconds from 60 to 604800, e.g. 3600",
+                 id="ttl-bool"),
+    pytest.param(site_with(dns={"ttl": 10**30}),
+                 "dns.ttl: a number of more than 20 digits is out of range; "
+                 "use a whole number of seconds from 60 to 604800, e.g. 3600", id="ttl-huge"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), NUMBER_MISTAKES)
+def test_numbers_stay_in_range(site_dir: Path, data: dict, message: str) -> None:
+    assert errors_of(site_dir, data) == [f"site.yml: {message}"]
+
+
+# -- provided certificates ------------------------------------------------------------------------------------
+
+PROVIDED = {"source": "provided", "cert": "tls/cert.pem", "key": "tls/key.pem"}
+NAMES_FIX = "get a certificate for the hostname and mta-sts.<domain> of every domain"
+TLS_MISTAKES = [
+    pytest.param(
+        certificates.chain_pem(), certificates.other_key_pem(),
+        ['tls.key: "tls/key.pem" is not the key of the certificate in tls.cert; '
+         "give the private key the first certificate of tls.cert was issued for"],
+        id="key-of-another-certificate",
+    ),
+    pytest.param(
+        certificates.chain_pem(certificates.leaf(("mail.alpha.test", "mta-sts.alpha.test"))), None,
+        ["tls.cert: the certificate does not name mta-sts.beta.test (its subjectAltName lists mail.alpha.test, "
+         f"mta-sts.alpha.test); {NAMES_FIX}"],
+        id="a-domain-without-its-mta-sts-name",
+    ),
+    pytest.param(
+        certificates.chain_pem(certificates.leaf(())), None,
+        [f"tls.cert: the certificate does not name {name} (its subjectAltName lists no DNS names); {NAMES_FIX}"
+         for name in certificates.SITE_NAMES],
+        id="no-subject-alternative-names",
+    ),
+    pytest.param(
+        certificates.chain_pem(certificates.leaf(("*.alpha.test", "*.test"))), None,
+        ["tls.cert: the certificate does not name mta-sts.beta.test (its subjectAltName lists *.alpha.test, "
+         f"*.test); {NAMES_FIX}"],
+        id="a-wildcard-covers-one-label",
+    ),
+    pytest.param(
+        certificates.chain_pem(certificates.leaf(not_after=certificates.NOW - certificates.DAY)), None,
+        [f"tls.cert: the certificate expired on {(certificates.NOW - certificates.DAY):%Y-%m-%d %H:%M} UTC; "
+         "renew it, or give a certificate that is valid now"],
+        id="expired",
+    ),
+    pytest.param(
+        certificates.chain_pem(certificates.leaf(not_before=certificates.NOW + certificates.DAY)), None,
+        [f"tls.cert: the certificate is not valid before {(certificates.NOW + certificates.DAY):%Y-%m-%d %H:%M} "
+         "UTC; renew it, or give a certificate that is valid now (check this computer's clock)"],
+        id="not-yet-valid",
+    ),
+    pytest.param(
+        certificates.chain_pem() + certificates.key_pem(), None,
+        ['tls.cert: block 3 of "tls/cert.pem" is a PRIVATE KEY, not a certificate; give only CERTIFICATE blocks, '
+         "the server's certificate first, then each one's issuer (the key belongs in tls.key)"],
+        id="key-inside-the-chain",
+    ),
+    pytest.param(
+        b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", None,
+        ['tls.cert: certificate 1 of "tls/cert.pem" cannot be parsed; '
+         "give the chain your certificate authority issued, in PEM format"],
+        id="armour-around-garbage",
+    ),
+    pytest.param(
+        certificates.pem(certificates._ca()[0], certificates.leaf()), None,
+        ["tls.cert: certificate 2 (CN=mail.alpha.test) did not issue certificate 1 (CN=Test CA); give only "
+         "CERTIFICATE blocks, the server's certificate first, then each one's issuer"],
+        id="chain-in-the-wrong-order",
+    ),
+    pytest.param(
+        None, certificates.key_pem(b"secret"),
+        ['tls.key: "tls/key.pem" is protected by a passphrase; give the key without one (Postfix, Dovecot and '
+         "nginx read it unattended at start), e.g. openssl pkey -in key.pem -out plain.pem"],
+        id="key-with-a-passphrase",
+    ),
+    pytest.param(
+        None, certificates.key_pem() + certificates.other_key_pem(),
+        ['tls.key: "tls/key.pem" holds 2 private keys; keep only the key of the certificate in tls.cert'],
+        id="two-keys",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cert", "key", "messages"), TLS_MISTAKES)
+def test_provided_certificate_fits_its_key_the_names_and_the_date(site_dir: Path, cert: bytes | None,
+                                                                   key: bytes | None, messages: list[str]) -> None:
+    certificates.write_tls(site_dir, cert, key)
+    assert errors_of(site_dir, site_with(tls=PROVIDED)) == [f"site.yml: {m}" for m in messages]
+
+
+def test_a_provided_certificate_that_fits_loads(site_dir: Path) -> None:
+    certificates.write_tls(site_dir, certificates.chain_pem(certificates.leaf(("*.alpha.test", "mta-sts.beta.test"))))
+    site = load_site(write_site(site_dir, site_with(tls=PROVIDED)))
+    assert site.tls.cert == site_dir / "tls" / "cert.pem"
+
+
+# -- login protection and trusted relays --------------------------------------------------------------------
+
+NETWORK_FIX = "write an address (192.0.2.50, 2001:db8::50) or a network (192.0.2.0/24)"
+PROTECTION_MISTAKES = [
+    pytest.param(site_with(login_protection={"max_failures": 0}),
+                 ["login_protection.max_failures: 0 is out of range; use a whole number of failed logins from 1 to "
+                  "100, e.g. 5"], id="no-failures"),
+    pytest.param(site_with(login_protection={"ban_time": 5}),
+                 ["login_protection.ban_time: 5 is out of range; use a whole number of seconds from 10 to 31536000, "
+                  "e.g. 3600"], id="ban-too-short"),
+    pytest.param(site_with(login_protection={"find_time": "10m"}),
+                 ['login_protection.find_time: "10m" is not a whole number; use a whole number of seconds from 60 to '
+                  "86400, e.g. 600"], id="find-time-text"),
+    pytest.param(site_with(login_protection={"bantime": 60}),
+                 ["login_protection.bantime: unknown key; did you mean ban_time? allowed keys are max_failures, "
+                  "find_time, ban_time, allow"], id="unknown-key"),
+    pytest.param(site_with(login_protection={"allow": ["monitor.example"]}),
+                 [f'login_protection.allow[0]: "monitor.example" is not an IP address or network; {NETWORK_FIX}'],
+                 id="allow-name"),
+    pytest.param(site_with(login_protection={"allow": ["::/0"]}),
+                 ['login_protection.allow[0]: "::/0" is every address; name the hosts or networks you mean; the '
+                  "whole internet cannot be trusted"], id="allow-everything"),
+    pytest.param(site_with(trusted_relays=["192.0.2.1\n@alpha.test"]),
+                 ['trusted_relays[0]: "192.0.2.1\\n@alpha.test" contains a line break (U+000A); list the '
+                  "gateways that relay mail for the hosted domains, e.g. [192.0.2.25]"], id="relay-injection"),
+    pytest.param(site_with(trusted_relays="192.0.2.1"),
+                 ['trusted_relays: expected a list, got "192.0.2.1"; list the gateways that relay mail for the '
+                  "hosted domains, e.g. [192.0.2.25]"], id="relays-not-a-list"),
+]
+
+
+@pytest.mark.parametrize(("data", "messages"), PROTECTION_MISTAKES)
+def test_login_protection_and_trusted_relays_are_checked(site_dir: Path, data: dict, messages: list[str]) -> None:
+    assert errors_of(site_dir, data) == [f"site.yml: {message}" for message in messages]
+
+
+def test_login_protection_and_trusted_relays_load(site_dir: Path) -> None:
+    data = site_with(login_protection={"max_failures": 3, "ban_time": 600, "allow": ["192.0.2.50", "2001:db8::/48"]},
+                     trusted_relays=["198.51.100.7/24"])
+    site = load_site(write_site(site_dir, data))
+    assert site.login_protection == LoginProtection(max_failures=3, find_time=600, ban_time=600,
+                                                    allow=("192.0.2.50/32", "2001:db8::/48"))
+    assert site.trusted_relays == ("198.51.100.0/24",)
+    assert load_site(write_site(site_dir, site_with())).login_protection == LoginProtection()

@@ -111,6 +111,10 @@ POSTFIX_AUTH = Spec(
 POSTFIX_MILTER_TEMPFAIL = Spec(
     "POSTFIX-MILTER-TEMPFAIL", "A failing content filter defers mail instead of passing it unfiltered",
     "high", "Set milter_default_action = tempfail (redeploy restores it).", (NIST,), HOST)
+POSTFIX_SMUGGLING = Spec(
+    "POSTFIX-SMUGGLING", "Port 25 ends DATA only on CRLF.CRLF, so no second message can be smuggled in",
+    "medium", "Set smtpd_forbid_bare_newline = normalize and smtpd_forbid_bare_newline_exclusions = $mynetworks "
+    "(redeploy restores them).", ("CVE-2023-51764 (SMTP smuggling)", "RFC 5321 section 4.1.1.4 (DATA)"), HOST)
 DOVECOT_TLS = Spec(
     "DOVECOT-TLS", "Dovecot requires TLS 1.2 or newer", "high",
     "Set ssl = required and ssl_min_protocol = TLSv1.2 (redeploy restores them).",

@@ -16,12 +16,14 @@ STRONG_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON
 SIGNATURES_WARN_DAYS = 3
 SIGNATURES_FAIL_DAYS = 14
 SERVICES = ("postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service",
-            "clamav-daemon.service", "nginx.service")
+            "clamav-daemon.service", "nginx.service", "fail2ban.service")
 # Where the appliance keeps secrets, with the owner, group and mode the roles give them.
 KEY_FILES = {
     "/etc/mailappliance/tls/key.pem": ("root", "root", "0600"),
     "/etc/dovecot/users": ("root", "dovecot", "0640"),
     "/etc/rspamd/local.d/worker-controller.inc": ("root", "_rspamd", "0640"),
+    "/etc/rspamd/local.d/redis.conf": ("root", "_rspamd", "0640"),
+    "/etc/redis/redis.conf": ("root", "redis", "0640"),
 }
 DKIM_KEY_OWNER = ("_rspamd", "_rspamd", "0640")
 
@@ -54,6 +56,7 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         postfix_tls_ciphers(postconf),
         postfix_auth(postconf, evidence.get("postconf_services") or []),
         postfix_milter(postconf),
+        postfix_smuggling(postconf),
         dovecot_tls(doveconf),
         dovecot_plaintext(doveconf),
         dovecot_password_scheme(evidence.get("passdb") or [], evidence.get("password_schemes") or []),
@@ -167,6 +170,18 @@ def postfix_milter(postconf: dict[str, str]) -> Control:
         return cat.POSTFIX_MILTER_TEMPFAIL.judge(ERROR, "postconf did not report milter_default_action")
     return cat.POSTFIX_MILTER_TEMPFAIL.judge(PASS if value == "tempfail" else FAIL,
                                              f"milter_default_action = {value}")
+
+
+def postfix_smuggling(postconf: dict[str, str]) -> Control:
+    mode, exempt = postconf.get("smtpd_forbid_bare_newline"), postconf.get("smtpd_forbid_bare_newline_exclusions")
+    if mode is None or exempt is None:
+        return cat.POSTFIX_SMUGGLING.judge(ERROR, "postconf did not report smtpd_forbid_bare_newline and its exclusions")
+    evidence = f"smtpd_forbid_bare_newline = {mode}; smtpd_forbid_bare_newline_exclusions = {exempt}"
+    # The exclusions may name $mynetworks (judged by POSTFIX-RELAY) or loopback networks, nothing wider.
+    entries = [entry for entry in re.split(r"[\s,]+", exempt) if entry]
+    narrow = all(entry == "$mynetworks" or _network_is_local(entry) for entry in entries)
+    ok = mode in ("normalize", "reject", "yes") and narrow
+    return cat.POSTFIX_SMUGGLING.judge(PASS if ok else FAIL, evidence)
 
 
 def dovecot_tls(doveconf: dict[str, str]) -> Control:

@@ -3,6 +3,7 @@ inventory, a record of log noise the tests cause on purpose, and the services' j
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -113,12 +114,21 @@ def container_ip(name: str) -> str:
     return found[0]
 
 
-def mailbox_passwords(inventory_dir: Path) -> dict[str, str]:
-    """The clear mailbox passwords from the inventory's vault, decrypted as Ansible would."""
+def vault_secrets(inventory_dir: Path) -> dict[str, Any]:
+    """The inventory's vaulted variables, decrypted as Ansible would."""
     secret = VaultSecret((inventory_dir / ".vault-pass").read_bytes().strip())
     vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, secret)])
-    plain = vault.decrypt((inventory_dir / "group_vars" / "all" / "vault.yml").read_bytes())
-    return dict(yaml.safe_load(plain)["mailappliance__mailbox_passwords"])
+    return dict(yaml.safe_load(vault.decrypt((inventory_dir / "group_vars" / "all" / "vault.yml").read_bytes())))
+
+
+def mailbox_passwords(inventory_dir: Path) -> dict[str, str]:
+    """The clear mailbox passwords from the inventory's vault."""
+    return dict(vault_secrets(inventory_dir)["mailappliance__mailbox_passwords"])
+
+
+@pytest.fixture(scope="session")
+def secrets() -> dict[str, Any]:
+    return vault_secrets(INVENTORY_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +182,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
         report.sections.append((f"journal of the mail services: {JOURNAL_COMMAND}", _journal(item)))
+
+
+@dataclass(frozen=True)
+class SourceAddresses:
+    """Addresses of the test host on the container's network besides its own, so a test can act as
+    several outside clients (an attacker, a monitoring host) at once."""
+
+    primary: str
+    extra: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def source_addresses(appliance: Appliance) -> Iterator[SourceAddresses]:
+    route = json.loads(subprocess.run(["ip", "-j", "route", "get", appliance.ip], capture_output=True, text=True,
+                                      check=True).stdout)[0]
+    device, primary = route["dev"], route["prefsrc"]
+    interface = json.loads(subprocess.run(["ip", "-j", "addr", "show", "dev", device], capture_output=True, text=True,
+                                          check=True).stdout)[0]
+    prefix = next(info["prefixlen"] for info in interface["addr_info"] if info["local"] == primary)
+    # Free addresses of the podman network next to the appliance's (10.88.77.25 gives .201 to .205).
+    base = ipaddress.ip_address(appliance.ip)
+    extra = tuple(str(base + offset) for offset in range(176, 181))
+    added = []
+    try:
+        for address in extra:
+            subprocess.run(["ip", "addr", "add", f"{address}/{prefix}", "dev", device], check=True)
+            added.append(address)
+        yield SourceAddresses(primary=primary, extra=extra)
+    finally:
+        for address in added:
+            subprocess.run(["ip", "addr", "del", f"{address}/{prefix}", "dev", device], check=False)

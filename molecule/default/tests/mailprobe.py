@@ -424,3 +424,110 @@ def dkim_failure(message: bytes, domain: str, selector: str, txt: bytes) -> str 
                 return f"{type(err).__name__}: {err}"
             return None if valid else "the signature does not verify"
     return f"no DKIM-Signature with d={domain} s={selector}"
+
+
+# --- logins from a chosen source address --------------------------------------------------------
+
+LOGIN_PORTS = {"imap": 993, "pop3": 995, "sieve": 4190, "smtp": 587}
+
+
+class Blocked(Exception):
+    """The TCP connection itself was refused or timed out: the source address is blocked."""
+
+
+def _connect_from(ip: str, port: int, source: str, timeout: float) -> socket.socket:
+    try:
+        return socket.create_connection((ip, port), timeout=timeout, source_address=(source, 0))
+    except (ConnectionRefusedError, TimeoutError, socket.timeout) as err:
+        raise Blocked(f"{source} -> {ip}:{port}: {err!r}") from err
+
+
+class _SourceIMAP(imaplib.IMAP4_SSL):
+    def __init__(self, ip: str, source: str, timeout: float) -> None:
+        self._source = source
+        super().__init__(ip, LOGIN_PORTS["imap"], ssl_context=insecure_context(), timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        raw = _connect_from(self.host, self.port, self._source, timeout or 30)
+        return self.ssl_context.wrap_socket(raw, server_hostname=self.host)
+
+
+def _sieve_line(tls: ssl.SSLSocket | socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = tls.recv(1)
+        if not chunk:
+            raise ConnectionError("ManageSieve server closed the connection")
+        data += chunk
+    return data
+
+
+def _sieve_response(conn: ssl.SSLSocket | socket.socket) -> bytes:
+    """Lines up to and including the OK/NO/BYE that ends a ManageSieve response."""
+    while True:
+        line = _sieve_line(conn)
+        if line.split(b" ", 1)[0].upper() in (b"OK", b"NO", b"BYE"):
+            return line
+
+
+def login(ip: str, protocol: str, user: str, password: str, source: str, timeout: float = 30) -> bool:
+    """Log in over `protocol` from `source`: True if accepted, False if refused; Blocked if the address
+    cannot connect at all."""
+    port = LOGIN_PORTS[protocol]
+    if protocol == "imap":
+        try:
+            with _SourceIMAP(ip, source, timeout) as imap:
+                imap.login(user, password)
+                return True
+        except imaplib.IMAP4.error:
+            return False
+    if protocol == "pop3":
+        raw = _connect_from(ip, port, source, timeout)
+        with insecure_context().wrap_socket(raw, server_hostname=ip) as conn:
+            reader = conn.makefile("rb")
+            reader.readline()
+            conn.sendall(f"USER {user}\r\n".encode())
+            reader.readline()
+            conn.sendall(f"PASS {password}\r\n".encode())
+            return reader.readline().startswith(b"+OK")
+    if protocol == "sieve":
+        raw = _connect_from(ip, port, source, timeout)
+        try:
+            _sieve_response(raw)
+            raw.sendall(b"STARTTLS\r\n")
+            _sieve_response(raw)
+            with insecure_context().wrap_socket(raw, server_hostname=ip) as conn:
+                _sieve_response(conn)
+                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+                conn.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+                return _sieve_response(conn).upper().startswith(b"OK")
+        finally:
+            raw.close()
+    if protocol == "smtp":
+        try:
+            client = smtplib.SMTP(local_hostname=CLIENT_HELO, timeout=timeout, source_address=(source, 0))
+            client._host = ip
+            client.connect(ip, port)
+        except (ConnectionRefusedError, TimeoutError, socket.timeout) as err:
+            raise Blocked(f"{source} -> {ip}:{port}: {err!r}") from err
+        try:
+            client.ehlo()
+            client.starttls(context=insecure_context())
+            client.ehlo()
+            try:
+                client.login(user, password)
+                return True
+            except smtplib.SMTPAuthenticationError:
+                return False
+        finally:
+            close_smtp(client)
+    raise ValueError(f"unknown protocol {protocol}")
+
+
+def is_blocked(ip: str, protocol: str, source: str) -> bool:
+    """Whether `source` cannot even open a connection to the login port of `protocol`."""
+    try:
+        _connect_from(ip, LOGIN_PORTS[protocol], source, timeout=5).close()
+        return False
+    except Blocked:
+        return True
