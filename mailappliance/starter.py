@@ -1,13 +1,17 @@
-"""Starter site files: a working site.yml from a few command-line answers, rendered from templates/."""
+"""Starter site files: a working site.yml from a few command-line answers, rendered from templates/, and a new
+site created from them (`site new`, `demo`) with its inventory, or nothing at all when a step fails."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import jinja2
 import yaml
 
@@ -51,6 +55,48 @@ class StarterAnswers:
     address: str | None = None
     connection: str = "ssh"
     network_checks: bool = True
+
+
+def create_site(answers: StarterAnswers, inventory_root: Path, write_inventory: Callable[[Site], object]) -> None:
+    """Write a new site file in `inventory_root`, then its inventory with `write_inventory`; refuses to replace
+    an existing site file.
+
+    Answers are checked before anything is written; should a later step still fail (the inventory cannot
+    be written, Ctrl-C), whatever this call created is removed again, so a failed run leaves no files.
+    """
+    target = inventory_root / answers.name / "site.yml"
+    if target.exists():
+        raise UserError(f"{target}: already exists; edit it, or choose another site name")
+    undo = _Undo(target.parent)
+    try:
+        site_model = write_starter(answers, target)
+        click.echo(f"created {target}")
+        write_inventory(site_model)
+    except BaseException:
+        undo()
+        raise
+
+
+class _Undo:
+    """Removes what was created under a folder since construction: the topmost folder that did not exist
+    yet, or else the new entries inside the folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        missing = [path for path in (folder, *folder.parents) if not path.exists()]
+        self.new_root = missing[-1] if missing else None
+        self.before = set() if missing else set(folder.rglob("*"))
+
+    def __call__(self) -> None:
+        if self.new_root is not None:
+            shutil.rmtree(self.new_root, ignore_errors=True)
+            return
+        # Deepest first, so folders are empty when their turn comes.
+        for path in sorted(set(self.folder.rglob("*")) - self.before, key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def write_starter(answers: StarterAnswers, target: Path) -> Site:

@@ -10,7 +10,7 @@ import datetime
 import hashlib
 from typing import Any
 
-from mailappliance.audit import catalogue as cat
+from mailappliance.controls import catalogue as cat
 from mailappliance.dns.plan import mta_sts_policy
 from mailappliance.site import DEFAULT_MTA_STS_MAX_AGE
 

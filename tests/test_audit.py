@@ -14,10 +14,12 @@ import pytest
 import auditfixtures as fx
 from clirunner import run_cli
 from conftest import CERT_PEM
-from mailappliance import __version__
+from mailappliance import __version__, runner
 from mailappliance.audit import run as audit_run
-from mailappliance.audit.host import HostInspection, expected_checksums
+from mailappliance.audit.host import HostAccess, HostInspection, expected_checksums, inspect
 from mailappliance.exit_codes import EXIT_CODE_AUDIT_FAILED
+from mailappliance.project import PROJECT_DIR
+from mailappliance.site import CLAMAV_DATABASE_EXTENSIONS
 
 HOST = "mail.alpha.test"
 
@@ -35,7 +37,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, site_dir: Path) -> dict[str, Any]:
         evidence["nameservers"].append(server)
         return evidence["dns"]
 
-    def inspect(app: Any, site: Any) -> HostInspection:
+    def inspect(access: Any) -> HostInspection:
         return HostInspection(evidence={HOST: evidence["host"]}, expected={HOST: fx.EXPECTED_FILES},
                               stats={"ok": {HOST: 16}, "changed": evidence["changed"]}, status="successful")
 
@@ -174,6 +176,64 @@ def test_expected_checksums_come_from_the_preview(tmp_path: Path) -> None:
     (tmp_path / HOST / "etc/postfix").mkdir(parents=True)
     (tmp_path / HOST / "etc/postfix/main.cf").write_text("x\n")
     assert expected_checksums(tmp_path) == {HOST: {"/etc/postfix/main.cf": hashlib.sha256(b"x\n").hexdigest()}}
+
+
+def test_inspection_gives_the_playbook_what_it_searches_for(tmp_path: Path) -> None:
+    preview = tmp_path / "preview"
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def render_preview() -> list[Path]:
+        (preview / HOST / "etc/postfix").mkdir(parents=True)
+        (preview / HOST / "etc/postfix/main.cf").write_text("x\n")
+        return [preview / HOST / "etc/postfix/main.cf"]
+
+    def run_playbook(name: str, extravars: dict[str, Any]) -> runner.PlaybookRun:
+        calls.append((name, extravars))
+        Path(extravars["mailappliance__audit_evidence_dir"], f"{HOST}.json").write_text('{"clock": "1"}')
+        return runner.PlaybookRun("successful", 0, {"ok": {HOST: 16}, "changed": {}})
+
+    work = tmp_path / "build" / "molecule"
+    inspection = inspect(HostAccess(work_dir=work, preview_dir=preview, render_preview=render_preview,
+                                    run_playbook=run_playbook))
+    [(name, extravars)] = calls
+    assert name == "audit.yml"
+    assert extravars["mailappliance__audit_files"] == {HOST: ["/etc/postfix/main.cf"]}
+    # The site model's list is the only one: the playbook finds every database a site may ship.
+    assert extravars["mailappliance__audit_clamav_database_extensions"] == list(CLAMAV_DATABASE_EXTENSIONS)
+    assert Path(extravars["mailappliance__audit_evidence_dir"]).parent == work.resolve()
+    assert (inspection.evidence, inspection.error) == ({HOST: {"clock": "1"}}, "")
+    assert list(work.iterdir()) == []
+
+
+def test_audit_renders_the_preview_then_inspects_the_site_host(full_site: Path, site_dir: Path, recorded: dict,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Path, Path, Path, dict[str, Any]]] = []
+
+    def run_playbook(playbook: Path, inventory: Path, vault_password_file: Path, work_dir: Path,
+                     **options: Any) -> runner.PlaybookRun:
+        extravars = options["extravars"]
+        calls.append((playbook, inventory, work_dir, extravars))
+        if playbook.name == "render.yml":
+            main_cf = Path(extravars["mailappliance__preview_dir"], HOST, "etc/postfix/main.cf")
+            main_cf.parent.mkdir(parents=True)
+            main_cf.write_text("x\n")
+        else:
+            evidence = Path(extravars["mailappliance__audit_evidence_dir"], f"{HOST}.json")
+            evidence.write_text(json.dumps(recorded["host"]))
+        return runner.PlaybookRun("successful", 0, {"ok": {HOST: 16}, "changed": {}})
+
+    monkeypatch.setattr(audit_run, "inspect", inspect)
+    monkeypatch.setattr(runner, "run_playbook", run_playbook)
+    result = audit("--fail-on", "critical")
+    assert result.exit_code == 0, result.output
+    assert [(playbook, inventory, work_dir) for playbook, inventory, work_dir, _ in calls] == [
+        (PROJECT_DIR / "playbooks" / name, Path("inventories/molecule/hosts.yml"), Path("build/molecule"))
+        for name in ("render.yml", "audit.yml")
+    ]
+    assert calls[0][3] == {"mailappliance__preview_dir": str(site_dir / "build/molecule/preview")}
+    assert calls[1][3]["mailappliance__audit_files"] == {HOST: ["/etc/postfix/main.cf"]}
+    kept = json.loads((site_dir / "out/report.json").read_text())["evidence"]["host"][HOST]
+    assert kept["expected_files"] == {"/etc/postfix/main.cf": hashlib.sha256(b"x\n").hexdigest()}
 
 
 def test_nameserver_is_parsed_like_dns_check_and_passed_on(full_site: Path, site_dir: Path, recorded: dict) -> None:

@@ -14,9 +14,9 @@ import pytest
 import auditfixtures as fx
 import dnsfixtures
 from clirunner import run_cli
-from mailappliance.audit import catalogue as cat
 from mailappliance.audit import run as audit_run
 from mailappliance.audit.host import HostInspection
+from mailappliance.controls import catalogue as cat
 from mailappliance.dns import servers
 from mailappliance.exit_codes import EXIT_CODE_AUDIT_FAILED
 
@@ -41,7 +41,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         port["certificate"]["dns_names"] = [HOST, *(f"mta-sts.{d}" for d in DOMAINS)]
     probes["mta_sts"] = {domain: fx.mta_sts(domain, HOST) for domain in DOMAINS}
     monkeypatch.setattr(audit_run, "probe_all", lambda address, server_name, domains: probes)
-    monkeypatch.setattr(audit_run, "inspect", lambda app, site: HostInspection(
+    monkeypatch.setattr(audit_run, "inspect", lambda access: HostInspection(
         evidence={HOST: fx.host()}, expected={HOST: fx.EXPECTED_FILES},
         stats={"ok": {HOST: 16}, "changed": {}}, status="successful"))
     return root

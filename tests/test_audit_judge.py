@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 import auditfixtures as fx
-from mailappliance.audit import catalogue as cat
 from mailappliance.audit.host import HostInspection
 from mailappliance.audit.judge_dns import judge_dns, worst
 from mailappliance.audit.judge_host import SiteExpectations, judge_host
 from mailappliance.audit.judge_probes import banner_leak, judge_mta_sts, judge_probes, name_matches
-from mailappliance.audit.model import Control, failing_at
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.model import Control, failing_at
 
 SITE = SiteExpectations(spam_add_header=6, spam_reject=15)
 

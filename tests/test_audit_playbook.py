@@ -51,3 +51,10 @@ def test_secret_files_are_never_read_out() -> None:
 def test_audit_playbook_syntax() -> None:
     result = run_tool("ansible-playbook", "--syntax-check", "playbooks/audit.yml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_clamav_databases_are_found_by_the_site_models_extensions() -> None:
+    # The extension list exists once, in the site model; the playbook gets it from the CLI.
+    text = (PROJECT_DIR / "playbooks" / "audit.yml").read_text()
+    assert "mailappliance__audit_clamav_database_extensions" in text and "use_regex: true" in text
+    assert '"*.hdb"' not in text

@@ -17,7 +17,6 @@ from mailappliance.audit import report
 from mailappliance.audit.judge_dns import judge_dns
 from mailappliance.audit.judge_host import SiteExpectations, judge_host
 from mailappliance.audit.judge_probes import judge_probes
-from mailappliance.audit.model import Evidence
 from mailappliance.audit.run import by_source
 
 ARTIFACT = PROJECT_DIR / "build" / "test-artifacts" / "audit-report.png"
@@ -40,7 +39,8 @@ def _report(output: Path) -> Path:
     data = report.report_data(
         site="demo", hostname=fx.HOSTNAME, address="10.88.0.25",
         generated_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        controls=controls, evidence=Evidence(dns=dns, probes=probes, host={fx.HOSTNAME: host}, run={"recap": {}}),
+        controls=controls,
+        evidence=report.Evidence(dns=dns, probes=probes, host={fx.HOSTNAME: host}, run={"recap": {}}),
         fail_on="high",
         changes={"previous_report": "build/demo/audit/20261125T120000Z/report.json",
                  "previous_generated_at": "2026-11-25T12:00:00Z",

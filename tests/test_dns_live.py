@@ -19,9 +19,9 @@ import pytest
 import dnsfixtures
 from clirunner import assert_clean_failure, run_cli
 from mailappliance import exit_codes
-from mailappliance.audit import catalogue as cat
-from mailappliance.audit.catalogue import DNS_SPECS
-from mailappliance.audit.model import STATUSES
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.catalogue import DNS_SPECS
+from mailappliance.controls.model import STATUSES
 from mailappliance.dns import servers
 from mailappliance.dns.plan import txt_rdata
 

@@ -10,14 +10,25 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailappliance import runner
-from mailappliance.context import AppContext
 from mailappliance.errors import UserError
-from mailappliance.site import Site
+from mailappliance.site import CLAMAV_DATABASE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class HostAccess:
+    """What the inspection needs from its caller, for one site: a folder of its own on the controller, the
+    offline preview, and a way to run a playbook of the project (by file name, with extra variables)."""
+
+    work_dir: Path
+    preview_dir: Path
+    render_preview: Callable[[], list[Path]]
+    run_playbook: Callable[[str, dict[str, Any]], runner.PlaybookRun]
 
 
 @dataclass
@@ -50,17 +61,18 @@ def expected_checksums(preview_dir: Path) -> dict[str, dict[str, str]]:
     return expected
 
 
-def inspect(app: AppContext, site: Site) -> HostInspection:
+def inspect(access: HostAccess) -> HostInspection:
     """Render the preview, then run the audit playbook; a failed run is recorded, not raised."""
-    files = app.render_preview(site)
-    inspection = HostInspection(expected=expected_checksums(app.preview_dir(site)))
-    work = app.build_root / site.name
-    work.mkdir(parents=True, exist_ok=True)
-    evidence_dir = Path(tempfile.mkdtemp(prefix="audit-evidence-", dir=work))
+    files = access.render_preview()
+    inspection = HostInspection(expected=expected_checksums(access.preview_dir))
+    access.work_dir.mkdir(parents=True, exist_ok=True)
+    evidence_dir = Path(tempfile.mkdtemp(prefix="audit-evidence-", dir=access.work_dir))
     try:
-        run = app.run_playbook("audit.yml", site, extravars={
+        run = access.run_playbook("audit.yml", {
             "mailappliance__audit_evidence_dir": str(evidence_dir.resolve()),
             "mailappliance__audit_files": {host: sorted(paths) for host, paths in inspection.expected.items()},
+            # The databases the site model lets a site ship, so the playbook finds every one clamd loads.
+            "mailappliance__audit_clamav_database_extensions": list(CLAMAV_DATABASE_EXTENSIONS),
         })
         inspection.stats, inspection.status, inspection.rc = run.stats, run.status, run.rc
         inspection.failed_tasks = list(run.failed_tasks)

@@ -8,8 +8,8 @@ from typing import Any
 
 import dns.exception
 
-from mailappliance.audit import catalogue as cat
-from mailappliance.audit.model import ERROR, NOT_APPLICABLE, PASS, Control, worst
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.model import ERROR, NOT_APPLICABLE, PASS, Control, worst
 from mailappliance.dns import check as dnscheck
 from mailappliance.dns.plan import Plan
 from mailappliance.dns.servers import Server, describe, resolver_for

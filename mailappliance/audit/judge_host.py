@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mailappliance.audit import catalogue as cat
-from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
 
 LEGACY_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
 STRONG_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID")

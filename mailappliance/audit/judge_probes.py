@@ -7,9 +7,9 @@ import hashlib
 import re
 from typing import Any
 
-from mailappliance.audit import catalogue as cat
-from mailappliance.audit.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control, worst
 from mailappliance.audit.probes import MTA_STS_MAX_BYTES
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control, worst
 
 LEGACY_VERSIONS = ("TLSv1", "TLSv1.1")
 CURRENT_VERSIONS = ("TLSv1.2", "TLSv1.3")

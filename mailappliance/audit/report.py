@@ -9,15 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from mailappliance import __version__
-from mailappliance.audit.catalogue import SOURCES
-from mailappliance.audit.model import FAILING, SEVERITIES, STATUSES, Control, Evidence, failing_at
+from mailappliance.controls.catalogue import SOURCES
+from mailappliance.controls.model import FAILING, SEVERITIES, STATUSES, Control, failing_at
 from mailappliance.errors import UserError
 from mailappliance.project import TEMPLATES_DIR
 
@@ -39,6 +39,16 @@ class Change:
     title: str
     before: str
     after: str
+
+
+@dataclass
+class Evidence:
+    """Everything observed, by source, kept in the report so the judgement can be retraced."""
+
+    dns: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 def summary(controls: list[Control], fail_on: str) -> dict[str, Any]:

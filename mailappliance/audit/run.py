@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,16 +12,15 @@ from typing import Any
 import click
 
 from mailappliance import podman
-from mailappliance.audit import catalogue as cat
 from mailappliance.audit import report
-from mailappliance.audit.host import HostInspection, inspect
+from mailappliance.audit.host import HostAccess, HostInspection, inspect
 from mailappliance.audit.judge_dns import check_dns, judge_dns, no_plan
 from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host
 from mailappliance.audit.judge_probes import judge_probes
-from mailappliance.audit.model import ERROR, PASS, Control, Evidence
 from mailappliance.audit.probes import PORTS, probe_all
-from mailappliance.context import AppContext
-from mailappliance.dns.plan import site_mta_sts_policy
+from mailappliance.controls import catalogue as cat
+from mailappliance.controls.model import ERROR, PASS, Control
+from mailappliance.dns.plan import Plan, site_mta_sts_policy
 from mailappliance.dns.servers import Server
 from mailappliance.errors import UserError
 from mailappliance.site import Site
@@ -38,10 +38,6 @@ def probe_address(site: Site) -> str:
     if site.host.connection == "podman":
         return podman.ip_address(site.host.address)
     return site.host.address
-
-
-def audit_dir(app: AppContext, site: Site) -> Path:
-    return app.build_root / site.name / "audit"
 
 
 def judge_inspection(inspection: HostInspection, site: Site) -> tuple[list[Control], dict[str, Any]]:
@@ -82,14 +78,16 @@ def by_source(controls: list[Control]) -> list[Control]:
     return sorted(controls, key=lambda control: order.get(control.source, len(order)))
 
 
-def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None, previous: Path | None,
-              nameserver: Server | None = None) -> AuditResult:
+def run_audit(site: Site, host: HostAccess, *, dns_plan: Callable[[], Plan], audit_dir: Path, fail_on: str,
+              output: Path | None, previous: Path | None, nameserver: Server | None = None) -> AuditResult:
+    """Audit `site`: `dns_plan` builds its DNS plan, `host` reaches its host, and reports go to `output`, by
+    default a new timestamped folder in `audit_dir`, where the previous report is also looked for."""
     started = datetime.datetime.now(datetime.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    output = output or audit_dir(app, site) / stamp
+    output = output or audit_dir / stamp
     # A plan that cannot be built (a broken certificate file) costs the DNS controls, not the whole audit.
     try:
-        plan = app.dns_plan(site)
+        plan = dns_plan()
     except UserError as exc:
         click.echo(f"no DNS plan: {exc}")
         dns_evidence = no_plan(str(exc), nameserver)
@@ -106,17 +104,17 @@ def run_audit(app: AppContext, site: Site, *, fail_on: str, output: Path | None,
     probes = probe_all(address, site.hostname, domains)
     controls += judge_probes(probes, site.hostname, started, site_mta_sts_policy(site))
     click.echo("inspecting the host with playbooks/audit.yml (read-only)")
-    inspection = inspect(app, site)
+    inspection = inspect(host)
     host_controls, host_evidence = judge_inspection(inspection, site)
     controls = by_source(controls + host_controls)
 
-    previous = previous or report.find_previous(audit_dir(app, site), exclude=output)
+    previous = previous or report.find_previous(audit_dir, exclude=output)
     changes = None
     if previous is not None:
         previous_data = report.load_report(previous)
         changes = report.changes_data(previous, previous_data, report.compare(previous_data, controls))
     finished = datetime.datetime.now(datetime.UTC)
-    evidence = Evidence(dns=dns_evidence, probes=probes, host=host_evidence, run={
+    evidence = report.Evidence(dns=dns_evidence, probes=probes, host=host_evidence, run={
         "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "wall_seconds": round((finished - started).total_seconds(), 1),
         "playbook_status": inspection.status, "playbook_rc": inspection.rc, "recap": inspection.stats,

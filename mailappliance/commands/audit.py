@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 
 from mailappliance import exit_codes
-from mailappliance.audit.model import SEVERITIES, failing_at
+from mailappliance.audit.host import HostAccess
 from mailappliance.audit.report import not_passing_lines
 from mailappliance.audit.run import run_audit
 from mailappliance.context import AppContext
+from mailappliance.controls.model import SEVERITIES, failing_at
 from mailappliance.dns.servers import parse_server
 from mailappliance.errors import UserError
+from mailappliance.site import Site
 
 
 @click.command()
@@ -41,7 +43,9 @@ def audit(app: AppContext, site_arg: str, fail_on: str, output: Path | None, pre
     server = parse_server(nameserver_arg, "--nameserver", names_allowed=False) if nameserver_arg else None
     site = app.load(site_arg)
     app.write_inventory(site)
-    result = run_audit(app, site, fail_on=fail_on, output=output, previous=previous, nameserver=server)
+    result = run_audit(site, _host_access(app, site), dns_plan=lambda: app.dns_plan(site),
+                       audit_dir=app.build_root / site.name / "audit", fail_on=fail_on, output=output,
+                       previous=previous, nameserver=server)
     summary = result.data["summary"]
     counts = ", ".join(f"{count} {status}" for status, count in summary["by_status"].items() if count)
     click.echo(f"audit of {site.name}: {summary['total']} controls: {counts}")
@@ -65,3 +69,12 @@ def audit(app: AppContext, site_arg: str, fail_on: str, output: Path | None, pre
         raise UserError(f"{len(failing)} control(s) at or above severity {fail_on} failed: "
                         + ", ".join(control.id for control in failing),
                         exit_code=exit_codes.EXIT_CODE_AUDIT_FAILED)
+
+
+def _host_access(app: AppContext, site: Site) -> HostAccess:
+    """The site's build folder, its offline preview and its playbooks, for the host inspection."""
+    return HostAccess(
+        work_dir=app.build_root / site.name, preview_dir=app.preview_dir(site),
+        render_preview=lambda: app.render_preview(site),
+        run_playbook=lambda name, extravars: app.run_playbook(name, site, extravars=extravars),
+    )

@@ -5,11 +5,10 @@ from __future__ import annotations
 import click
 
 from mailappliance import mailcheck, podman, runner
-from mailappliance.commands.site import create_site
 from mailappliance.context import AppContext
 from mailappliance.errors import UserError
 from mailappliance.inventory import inventory_paths, read_mailbox_passwords
-from mailappliance.starter import StarterAnswers
+from mailappliance.starter import StarterAnswers, create_site
 
 SITE_NAME = "demo"
 CONTAINER = "mailappliance-demo"
@@ -33,8 +32,8 @@ def demo(app: AppContext, recreate: bool) -> None:
     site_file = app.inventory_root / SITE_NAME / "site.yml"
     created = not site_file.exists()
     if created:
-        create_site(app, StarterAnswers(name=SITE_NAME, domains=(DOMAIN,), hostname=HOSTNAME, address=CONTAINER,
-                                        connection="podman", network_checks=False))
+        create_site(StarterAnswers(name=SITE_NAME, domains=(DOMAIN,), hostname=HOSTNAME, address=CONTAINER,
+                                   connection="podman", network_checks=False), app.inventory_root, app.write_inventory)
     site = app.load(SITE_NAME)
     if site.host.connection != "podman" or site.host.address != CONTAINER:
         raise UserError(f"{site_file}: host: must be {{connection: podman, address: {CONTAINER}}} for the demo; "

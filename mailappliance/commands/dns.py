@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from mailappliance import exit_codes
-from mailappliance.audit.catalogue import DNS_BY_ID
-from mailappliance.audit.model import NOT_APPLICABLE, PASS, SEVERITIES, STATUSES
 from mailappliance.context import AppContext
+from mailappliance.controls.catalogue import DNS_BY_ID
+from mailappliance.controls.model import NOT_APPLICABLE, PASS, SEVERITIES, STATUSES
 from mailappliance.dns import check as dnscheck
 from mailappliance.dns import output, update
 from mailappliance.dns.plan import Plan

@@ -30,8 +30,8 @@ import dns.rdata
 import dns.resolver
 
 from mailappliance import __version__
-from mailappliance.audit.catalogue import DNS_BY_ID, DNS_SPECS
-from mailappliance.audit.model import ERROR, FAIL, FAILING, NOT_APPLICABLE, PASS, WARN
+from mailappliance.controls.catalogue import DNS_BY_ID, DNS_SPECS
+from mailappliance.controls.model import ERROR, FAIL, FAILING, NOT_APPLICABLE, PASS, WARN
 from mailappliance.dns import plan as dnsplan
 from mailappliance.dns.plan import Plan, Record
 from mailappliance.dns.published import parse_dkim_record

@@ -1,4 +1,5 @@
-"""The audit's unit of judgement: a control with a stable ID, its verdict and the evidence behind it.
+"""The unit of judgement of `dns check` and the audit: a control with a stable ID, its verdict and the evidence
+behind it.
 
 Controls come from several sources (DNS checks, live probes, host inspection, and the audit run itself); each
 source turns what it observed into Control values through `Spec.judge`, so a new source only needs its own
@@ -7,7 +8,7 @@ catalogue entries.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -85,13 +86,3 @@ class Spec:
             evidence=evidence, remediation=(remediation or self.remediation).format(**fill),
             references=self.references, source=self.source,
         )
-
-
-@dataclass
-class Evidence:
-    """Everything observed, by source, kept in the report so the judgement can be retraced."""
-
-    dns: dict[str, Any] = field(default_factory=dict)
-    probes: dict[str, Any] = field(default_factory=dict)
-    host: dict[str, Any] = field(default_factory=dict)
-    run: dict[str, Any] = field(default_factory=dict)

@@ -1,11 +1,11 @@
-"""Every control the audit knows: stable ID, title, severity, remediation and references.
+"""Every control that `dns check` and the audit judge: stable ID, title, severity, remediation and references.
 
 IDs never change meaning once published, since auditors and CI compare reports by ID across runs.
 """
 
 from __future__ import annotations
 
-from mailappliance.audit.model import Spec
+from mailappliance.controls.model import Spec
 
 RFC8314 = "RFC 8314 (Cleartext considered obsolete: TLS for email submission and access)"
 RFC8996 = "RFC 8996 (Deprecating TLS 1.0 and TLS 1.1)"

@@ -1,0 +1,164 @@
+"""The site model: the data a validated site file yields, and the defaults and allowed ranges of its values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Signature and whitelist formats clamd loads from its database folder (see sigtool(1) and the ClamAV
+# signature writing guide); anything else copied there is ignored by clamd or breaks its reload. The one
+# list: the audit hands it to playbooks/audit.yml to find the databases on the host.
+CLAMAV_DATABASE_EXTENSIONS = (
+    ".cat", ".cdb", ".cld", ".crb", ".cud", ".cvd", ".fp", ".ftm", ".gdb", ".hdb", ".hdu", ".hsb",
+    ".hsu", ".idb", ".ign", ".ign2", ".imp", ".ldb", ".ldu", ".mdb", ".mdu", ".msb", ".msu", ".ndb",
+    ".ndu", ".pdb", ".pwdb", ".sfp", ".wdb", ".yar", ".yara",
+)
+
+# postmaster@ and abuse@ of every domain go to admin_contact unless the site defines them.
+IMPLICIT_LOCAL_PARTS = ("postmaster", "abuse")
+
+DEFAULT_DKIM_SELECTOR = "mail"
+DEFAULT_QUOTA = "1G"
+DEFAULT_MESSAGE_SIZE_LIMIT = "25M"
+DEFAULT_SPAM_ADD_HEADER = 6.0
+DEFAULT_SPAM_REJECT = 15.0
+# Postfix takes any long as message_size_limit, but the clamav role lets clamd scan up to eight times the
+# limit (a message with its unpacked archives, roles/clamav/defaults/main.yml) and clamd refuses limits of
+# 4 GiB and more, so 511M is the largest limit every service honours; below 1M mail with a single photo
+# bounces.
+MESSAGE_SIZE_LIMIT_RANGE = ("1M", "511M")
+# Dovecot keeps quotas as signed 64-bit byte counts (8 EiB); 1024T is far inside that and beyond any disk,
+# so anything larger is a typo. Below 1M a mailbox cannot take one ordinary message.
+QUOTA_RANGE = ("1M", "1024T")
+# Rspamd's rules add up to a few dozen points; a threshold above 1000 is a typo, and .nan or .inf would
+# never (or always) match.
+SPAM_SCORE_MAX = 1000.0
+CONNECTIONS = ("ssh", "podman")
+TLS_SOURCES = ("self-signed", "provided")
+DEFAULT_DNS_TTL = 3600
+DNS_TTL_RANGE = (60, 604800)
+DMARC_POLICIES = ("quarantine", "reject")
+DEFAULT_DMARC_POLICY = "quarantine"
+MTA_STS_MODES = ("enforce", "testing")
+DEFAULT_MTA_STS_MODE = "enforce"
+DEFAULT_MTA_STS_MAX_AGE = 604800
+# RFC 8461 section 3.2 caps max_age at 31557600 s (about a year); under a day senders refetch the
+# policy so often that it protects little between fetches.
+MTA_STS_MAX_AGE_RANGE = (86400, 31557600)
+
+# Password guessing (fail2ban): failures per source address within find_time get it blocked for ban_time.
+DEFAULT_MAX_FAILURES = 5
+MAX_FAILURES_RANGE = (1, 100)
+DEFAULT_FIND_TIME = 600
+FIND_TIME_RANGE = (60, 86400)
+DEFAULT_BAN_TIME = 3600
+# At least a few seconds, so a ban is ever seen; at most a year.
+BAN_TIME_RANGE = (10, 31536000)
+# Networks listed in allow lists and trusted relays: enough for a site's real neighbours, small enough to read.
+MAX_NETWORKS = 64
+
+
+@dataclass(frozen=True)
+class Host:
+    """How Ansible reaches the appliance: over SSH, or into a local Podman container by name."""
+
+    address: str
+    user: str = "root"
+    port: int = 22
+    connection: str = "ssh"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    dkim_selector: str = DEFAULT_DKIM_SELECTOR
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    address: str
+    quota: str
+    quota_bytes: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Alias:
+    address: str
+    to: tuple[str, ...]
+
+    @property
+    def is_catch_all(self) -> bool:
+        return self.address.startswith("@")
+
+
+@dataclass(frozen=True)
+class Tls:
+    source: str = "self-signed"
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
+class Spam:
+    add_header: float = DEFAULT_SPAM_ADD_HEADER
+    reject: float = DEFAULT_SPAM_REJECT
+    # Checks that ask services on the internet (DNS blocklists, Rspamd's fuzzy storage and map server);
+    # air-gapped sites turn them off.
+    network_checks: bool = True
+
+
+@dataclass(frozen=True)
+class Antivirus:
+    mirror_url: str = ""
+    local_databases: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dns:
+    """What `mailappliance dns` publishes; defaults are filled in from the rest of the site when loaded."""
+
+    ttl: int = DEFAULT_DNS_TTL
+    dmarc_policy: str = DEFAULT_DMARC_POLICY
+    # Receive DMARC aggregate and TLS-RPT reports; both default to admin_contact.
+    dmarc_rua: str = ""
+    tlsrpt_rua: str = ""
+    mta_sts_mode: str = DEFAULT_MTA_STS_MODE
+    mta_sts_max_age: int = DEFAULT_MTA_STS_MAX_AGE
+    # The appliance's public addresses; "" when unknown. ipv4/ipv6 default to host.address when it is an IP.
+    ipv4: str = ""
+    ipv6: str = ""
+
+
+@dataclass(frozen=True)
+class LoginProtection:
+    """Blocking of password guessers per source address, on every port that takes a password."""
+
+    max_failures: int = DEFAULT_MAX_FAILURES
+    find_time: int = DEFAULT_FIND_TIME
+    ban_time: int = DEFAULT_BAN_TIME
+    # Networks never blocked: monitoring hosts, an office's NAT address.
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Site:
+    """A validated site; paths are absolute, names and addresses lower case."""
+
+    path: Path
+    name: str
+    hostname: str
+    admin_contact: str
+    host: Host
+    domains: tuple[Domain, ...]
+    mailboxes: tuple[Mailbox, ...]
+    aliases: tuple[Alias, ...]
+    message_size_limit: str
+    message_size_limit_bytes: int
+    tls: Tls
+    spam: Spam
+    antivirus: Antivirus
+    dns: Dns = Dns()
+    login_protection: LoginProtection = LoginProtection()
+    # Networks that may hand in mail on port 25 with a hosted domain as envelope sender (gateways, scanners).
+    trusted_relays: tuple[str, ...] = ()
