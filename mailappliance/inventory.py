@@ -23,7 +23,8 @@ from mailappliance.files import write_if_changed
 from mailappliance.site import Site
 
 GROUP = "mailappliance"
-PODMAN_CONNECTION = "containers.podman.podman"
+# plugins/connection/mailappliance_podman.py: containers.podman.podman with pipelining, one podman exec a module.
+PODMAN_CONNECTION = "mailappliance_podman"
 VAULT_PASSWORD_FILE = ".vault-pass"
 PUBLISHED_DIR = "published"
 

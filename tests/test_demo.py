@@ -47,7 +47,7 @@ def test_demo_creates_site_container_deploys_and_checks_mail(fakes: Recorder, si
     assert result.exit_code == 0, result.output
     hosts = yaml.safe_load((site_dir / "inventories/demo/hosts.yml").read_text())
     assert hosts["all"]["children"]["mailappliance"]["hosts"] == {demo.HOSTNAME: {
-        "ansible_host": demo.CONTAINER, "ansible_user": "root", "ansible_connection": "containers.podman.podman"}}
+        "ansible_host": demo.CONTAINER, "ansible_user": "root", "ansible_connection": "mailappliance_podman"}}
     password = next(line.split()[1] for line in result.stdout.splitlines()
                     if line.startswith("  postmaster@demo.test"))
     preview = str((site_dir / "build/demo/preview").resolve())

@@ -50,7 +50,7 @@ def test_hosted_admin_gets_the_mailbox_and_podman_hosts(site_dir: Path) -> None:
     assert [m.address for m in site.mailboxes] == ["ops@lab.test"]
     hosts = yaml.safe_load((site_dir / "inventories/lab/hosts.yml").read_text())
     assert hosts["all"]["children"]["mailappliance"]["hosts"]["mail.lab.test"] == {
-        "ansible_host": "lab-box", "ansible_user": "root", "ansible_connection": "containers.podman.podman"}
+        "ansible_host": "lab-box", "ansible_user": "root", "ansible_connection": "mailappliance_podman"}
 
 
 def test_external_admin_keeps_a_postmaster_mailbox(site_dir: Path) -> None:
