@@ -100,24 +100,23 @@ class ValidationError(FileError):
         self.rc, self.stdout, self.stderr = rc, stdout, stderr
 
 
-def user_id(owner: str) -> int:
+def _account_id(name: str, lookup: Any, kind: str, command: str) -> int:
+    """A numeric id as given, else the id of the named user or group."""
     try:
-        return int(owner)
+        return int(name)
     except ValueError:
         try:
-            return pwd.getpwnam(owner).pw_uid
+            return lookup(name)
         except KeyError:
-            raise FileError(f"chown failed: failed to look up user {owner}") from None
+            raise FileError(f"{command} failed: failed to look up {kind} {name}") from None
+
+
+def user_id(owner: str) -> int:
+    return _account_id(owner, lambda name: pwd.getpwnam(name).pw_uid, "user", "chown")
 
 
 def group_id(group: str) -> int:
-    try:
-        return int(group)
-    except ValueError:
-        try:
-            return grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise FileError(f"chgrp failed: failed to look up group {group}") from None
+    return _account_id(group, lambda name: grp.getgrnam(name).gr_gid, "group", "chgrp")
 
 
 def file_mode(mode: str) -> int:
