@@ -17,6 +17,7 @@ from conftest import CERT_PEM
 from mailappliance import __version__, runner
 from mailappliance.audit import run as audit_run
 from mailappliance.audit.host import HostAccess, HostInspection, expected_checksums, inspect
+from mailappliance.audit.judge_host import KEY_FILES
 from mailappliance.exit_codes import EXIT_CODE_AUDIT_FAILED
 from mailappliance.project import PROJECT_DIR
 from mailappliance.site import CLAMAV_DATABASE_EXTENSIONS
@@ -200,6 +201,8 @@ def test_inspection_gives_the_playbook_what_it_searches_for(tmp_path: Path) -> N
     assert extravars["mailappliance__audit_files"] == {HOST: ["/etc/postfix/main.cf"]}
     # The site model's list is the only one: the playbook finds every database a site may ship.
     assert extravars["mailappliance__audit_clamav_database_extensions"] == list(CLAMAV_DATABASE_EXTENSIONS)
+    # Likewise the key files: judge_host's table says which files and what owner and mode they must have.
+    assert extravars["mailappliance__audit_key_files"] == sorted(KEY_FILES)
     assert Path(extravars["mailappliance__audit_evidence_dir"]).parent == work.resolve()
     assert (inspection.evidence, inspection.error) == ({HOST: {"clock": "1"}}, "")
     assert list(work.iterdir()) == []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mailappliance import runner
+from mailappliance.audit.judge_host import KEY_FILES
 from mailappliance.errors import UserError
 from mailappliance.site import CLAMAV_DATABASE_EXTENSIONS
 
@@ -71,6 +72,8 @@ def inspect(access: HostAccess) -> HostInspection:
         run = access.run_playbook("audit.yml", {
             "mailappliance__audit_evidence_dir": str(evidence_dir.resolve()),
             "mailappliance__audit_files": {host: sorted(paths) for host, paths in inspection.expected.items()},
+            # The files HOST-KEY-PERMISSIONS judges, from the one table that says what each should be.
+            "mailappliance__audit_key_files": sorted(KEY_FILES),
             # The databases the site model lets a site ship, so the playbook finds every one clamd loads.
             "mailappliance__audit_clamav_database_extensions": list(CLAMAV_DATABASE_EXTENSIONS),
         })

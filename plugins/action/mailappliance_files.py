@@ -20,7 +20,6 @@ diff or an error message.
 from __future__ import annotations
 
 import base64
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +28,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.loader import action_loader
 
-# The preview action's _render() gives the bytes ansible.builtin.template would write.
+# The preview action's _entries() checks the file list and its _content() gives the bytes ansible.builtin.template
+# would write.
 PreviewAction = action_loader.get("mailappliance_preview", class_only=True)
 
 # Ansible's wording for the diff of a no_log task, with the reason.
@@ -51,7 +51,7 @@ class ActionModule(PreviewAction):
             result.update(changed=False, results=[])
             return result
         try:
-            contents = [self._content(entry, task_vars) for entry in entries]
+            contents = [self._content(entry, entry["dest"], task_vars) for entry in entries]
             specs = [self._spec(entry, content) for entry, content in zip(entries, contents)]
             outcome = self._execute_module(
                 module_name="ansible.legacy.mailappliance_files",
@@ -74,29 +74,6 @@ class ActionModule(PreviewAction):
                 outcome["diff"] = diffs
         result.update(outcome)
         return result
-
-    def _entries(self) -> list[Mapping[str, Any]]:
-        files = self._task.args.get("files")
-        if not isinstance(files, list) or not all(isinstance(entry, Mapping) for entry in files):
-            raise AnsibleActionFail("files must be a list of mappings with src and dest")
-        seen = set()
-        for entry in files:
-            src, dest = entry.get("src"), entry.get("dest")
-            if not isinstance(src, str) or not isinstance(dest, str) or not posixpath.isabs(dest):
-                raise AnsibleActionFail(f"every file needs src and an absolute dest; got src={src!r} dest={dest!r}")
-            if posixpath.normpath(dest) in seen:
-                raise AnsibleActionFail(f"{dest}: listed twice")
-            seen.add(posixpath.normpath(dest))
-        return files
-
-    def _content(self, entry: Mapping[str, Any], task_vars: dict[str, Any]) -> bytes:
-        try:
-            return self._render(entry, entry["dest"], task_vars)
-        except Exception:
-            if not entry.get("secret"):
-                raise
-            raise AnsibleActionFail(f"{entry['dest']}: rendering {entry['src']} failed; the message is hidden because "
-                                    "the file holds secrets (secret: true)") from None
 
     def _spec(self, entry: Mapping[str, Any], content: bytes) -> dict[str, Any]:
         """The module's arguments for one file: its content and attributes."""

@@ -7,13 +7,14 @@ the template action's own variables and Jinja settings, writes the same bytes in
         files: "{{ _postfix__templates }}"   # entries: src, dest, optional mode (default 0644) and secret
 
 Each file goes to <mailappliance__preview_dir>/<inventory_hostname><dest>. The action never contacts the host
-and never returns file content; a failure in an entry with `secret: true` is reported without the error text,
+and never returns file content; a dest listed twice is refused, and a failure in an entry with `secret: true` is reported without the error text,
 which could quote a secret.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -60,9 +61,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars if task_vars is not None else {}
         result = super().run(tmp, task_vars)
-        files = self._task.args.get("files")
-        if not isinstance(files, list) or not all(isinstance(entry, Mapping) for entry in files):
-            raise AnsibleActionFail("files must be a list of mappings with src and dest")
+        files = self._entries()
         try:
             preview_dir = self._templar.resolve_variable_expression("mailappliance__preview_dir")
         except AnsibleUndefinedVariable:
@@ -73,24 +72,41 @@ class ActionModule(ActionBase):
         host_root = os.path.join(os.path.abspath(str(preview_dir)), str(host))
         written = []
         for entry in files:
-            src, dest = entry.get("src"), entry.get("dest")
-            if not isinstance(src, str) or not isinstance(dest, str) or not dest.startswith("/"):
-                raise AnsibleActionFail(f"every file needs src and an absolute dest; got src={src!r} dest={dest!r}")
+            dest = entry["dest"]
             path = os.path.normpath(host_root + dest)
             # A dest climbing out with '..' would write outside the preview.
             if not path.startswith(host_root + os.sep):
                 raise AnsibleActionFail(f"{dest}: leaves the preview folder")
-            try:
-                content = self._render(entry, path, task_vars)
-            except Exception:
-                if not entry.get("secret"):
-                    raise
-                raise AnsibleActionFail(f"{dest}: rendering {src} failed; the message is hidden because the file "
-                                        "holds secrets (secret: true)") from None
+            content = self._content(entry, path, task_vars)
             if _write(path, content, _mode(entry.get("mode", _DEFAULT_MODE), dest)):
                 written.append(dest)
         result.update(changed=bool(written), written=written)
         return result
+
+    def _entries(self) -> list[Mapping[str, Any]]:
+        """The task's file list, each entry with src and an absolute dest, no dest twice."""
+        files = self._task.args.get("files")
+        if not isinstance(files, list) or not all(isinstance(entry, Mapping) for entry in files):
+            raise AnsibleActionFail("files must be a list of mappings with src and dest")
+        seen = set()
+        for entry in files:
+            src, dest = entry.get("src"), entry.get("dest")
+            if not isinstance(src, str) or not isinstance(dest, str) or not posixpath.isabs(dest):
+                raise AnsibleActionFail(f"every file needs src and an absolute dest; got src={src!r} dest={dest!r}")
+            if posixpath.normpath(dest) in seen:
+                raise AnsibleActionFail(f"{dest}: listed twice")
+            seen.add(posixpath.normpath(dest))
+        return files
+
+    def _content(self, entry: Mapping[str, Any], dest: str, task_vars: dict[str, Any]) -> bytes:
+        """_render of `entry` for `dest`; when the entry holds secrets, a failure says so without its message."""
+        try:
+            return self._render(entry, dest, task_vars)
+        except Exception:
+            if not entry.get("secret"):
+                raise
+            raise AnsibleActionFail(f"{entry['dest']}: rendering {entry['src']} failed; the message is hidden because "
+                                    "the file holds secrets (secret: true)") from None
 
     def _render(self, entry: Mapping[str, Any], dest: str, task_vars: dict[str, Any]) -> bytes:
         """The bytes ansible.builtin.template would write to `dest` (its run() up to the copy)."""

@@ -6,21 +6,17 @@ field nobody checked fails the render loudly instead of starting a new line or d
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-# Control characters (CR, LF, NUL, TAB, NEL, ...), format characters (bidi overrides that hide text), lone
-# surrogates, and the LINE and PARAGRAPH SEPARATORs some parsers end a line at: the same set the site checks
-# refuse (mailappliance/errors.py), so anything that passed them passes here.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# The characters the site checks refuse (mailappliance/errors.py): control characters (CR, LF, NUL, TAB, NEL,
+# ...), format characters such as bidi overrides, lone surrogates, LINE and PARAGRAPH SEPARATOR. One definition,
+# so anything that passed the site checks passes here.
+from mailappliance.errors import is_unsafe_char
+
 # How much of a refused value the error shows: enough to find it in the site file, never a whole secret.
 _SHOWN = 40
-
-
-def _refused(char: str) -> bool:
-    return unicodedata.category(char) in _REFUSED_CATEGORIES
 
 
 def oneline(value: Any) -> str:
@@ -30,7 +26,7 @@ def oneline(value: Any) -> str:
             f"oneline: expected a single value, got {type(value).__name__}; join lists before writing them"
         )
     text = value if isinstance(value, str) else str(value)
-    bad = next((char for char in text if _refused(char)), None)
+    bad = next((char for char in text if is_unsafe_char(char)), None)
     if bad is not None:
         shown = text[:_SHOWN].encode("unicode_escape").decode("ascii")
         raise AnsibleFilterError(
