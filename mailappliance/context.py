@@ -71,6 +71,8 @@ class AppContext:
         # The preview is entirely generated, so files of a previous render must not linger.
         shutil.rmtree(preview, ignore_errors=True)
         preview.mkdir(parents=True)
-        run = self.run_playbook("render.yml", site, extravars={"mailappliance__preview_dir": str(preview.resolve())})
+        # render.yml is site.yml's play reduced to each role's preview task; it refuses to run without the tag.
+        run = self.run_playbook("render.yml", site, tags="preview",
+                                extravars={"mailappliance__preview_dir": str(preview.resolve())})
         runner.raise_for_failure(run, "render")
         return sorted(path for path in preview.rglob("*") if path.is_file())

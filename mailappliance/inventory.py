@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from mailappliance import vault
-from mailappliance.dns.plan import site_mta_sts_policy
 from mailappliance.errors import UserError
 from mailappliance.files import write_if_changed
 from mailappliance.site import Site
+from mailappliance.site.mta_sts import site_mta_sts_policy
 
 GROUP = "mailappliance"
 # plugins/connection/mailappliance_podman.py: containers.podman.podman with pipelining, one podman exec a module.
@@ -126,7 +126,8 @@ def hosts_data(site: Site) -> dict[str, Any]:
 
 
 def site_vars(site: Site) -> dict[str, Any]:
-    """The site-wide variables every role maps into its own defaults (see the contract)."""
+    """The site-wide `mailappliance__*` variables; the roles' defaults map them to their own (each role's README
+    names the ones it reads)."""
     return {
         "mailappliance__site": site.name,
         "mailappliance__hostname": site.hostname,

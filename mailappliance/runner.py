@@ -57,6 +57,7 @@ def run_playbook(
     check: bool = False,
     diff: bool = False,
     limit: str | None = None,
+    tags: str | None = None,
     extravars: Mapping[str, Any] | None = None,
     project_dir: Path = PROJECT_DIR,
     echo: Echo = click.echo,
@@ -67,6 +68,8 @@ def run_playbook(
         cmdline.append("--check")
     if diff:
         cmdline.append("--diff")
+    if tags:
+        cmdline += ["--tags", tags]
     envvars = {
         "ANSIBLE_CONFIG": str(ansible_config(project_dir)),
         # ansible-playbook must come from the same installation as this package, activated or not.

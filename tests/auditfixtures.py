@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from mailappliance.controls import catalogue as cat
-from mailappliance.dns.plan import mta_sts_policy
+from mailappliance.site.mta_sts import mta_sts_policy
 from mailappliance.site import DEFAULT_MTA_STS_MAX_AGE
 
 HOSTNAME = "mail.demo.test"
@@ -112,6 +112,7 @@ def host() -> dict[str, Any]:
             "smtpd_tls_ciphers = high", "smtpd_tls_mandatory_ciphers = high", "smtpd_tls_security_level = may",
             "milter_default_action = tempfail", "smtpd_sasl_auth_enable = no", "smtpd_tls_auth_only = yes",
             "smtpd_forbid_bare_newline = normalize", "smtpd_forbid_bare_newline_exclusions = $mynetworks",
+            "smtpd_tls_chain_files = /etc/mailappliance/tls/key.pem, /etc/mailappliance/tls/cert.pem",
         ],
         "postconf_services": [
             "submission/inet/smtpd_sasl_auth_enable = yes", "submission/inet/smtpd_tls_auth_only = yes",

@@ -147,6 +147,21 @@ HOST_BREAKS = {
 }
 
 
+@pytest.mark.parametrize("chain_files, stat_line", [
+    # The key Postfix loads, wherever it is, is judged; the path is not assumed.
+    ("/srv/tls/mail.key, /srv/tls/mail.crt", "/srv/tls/mail.key\troot\troot\t640"),
+    # Postfix loads no key at all: nothing to judge is a failure, not a pass.
+    ("", "/etc/mailappliance/tls/key.pem\troot\troot\t600"),
+])
+def test_the_tls_key_judged_is_the_one_postfix_loads(chain_files: str, stat_line: str) -> None:
+    host = fx.host()
+    host["postconf"][-1] = f"smtpd_tls_chain_files = {chain_files}"
+    host["key_files"][0] = stat_line
+    assert host_controls(host)["HOST-KEY-PERMISSIONS"] == "fail"
+    host["key_files"][0] = stat_line.replace("\t640", "\t600")
+    assert host_controls(host)["HOST-KEY-PERMISSIONS"] == ("pass" if chain_files else "fail")
+
+
 @pytest.mark.parametrize("control", sorted(HOST_BREAKS))
 def test_each_host_control_fails_for_its_misconfiguration(control: str) -> None:
     host = fx.host()

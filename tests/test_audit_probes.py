@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from mailappliance.audit import probes
 from mailappliance.audit.judge_probes import judge_mta_sts, judge_port, judge_smtp
-from mailappliance.dns.plan import mta_sts_policy
+from mailappliance.site.mta_sts import mta_sts_policy
 
 NAME = "mx.audit.test"
 DOMAIN = "audit.test"

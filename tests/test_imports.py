@@ -17,8 +17,9 @@ CLI = ("mailappliance.context", "mailappliance.cli", "mailappliance.commands")
 RULES = (
     (("mailappliance.dns",), ("mailappliance.audit",),
      "dns is below audit; what both need lives in mailappliance.controls"),
-    (("mailappliance.controls", "mailappliance.site"), ("mailappliance.audit", "mailappliance.dns"),
-     "controls and the site model are below audit and dns"),
+    (("mailappliance.controls", "mailappliance.site", "mailappliance.inventory"),
+     ("mailappliance.audit", "mailappliance.dns"),
+     "controls, the site model and the inventory writer are below audit and dns"),
     (LIBRARIES, CLI, "a library package gets what it needs from the CLI as arguments, never its context"),
 )
 COMMANDS = "mailappliance.commands"

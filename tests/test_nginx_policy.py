@@ -9,7 +9,8 @@ from pathlib import Path
 
 from clirunner import run_cli
 from conftest import MINIMAL_SITE, write_site
-from mailappliance.dns.plan import mta_sts_id, mta_sts_policy
+from mailappliance.dns.plan import mta_sts_id
+from mailappliance.site.mta_sts import mta_sts_policy
 
 PREVIEW_HOST = Path("build/molecule/preview/mail.alpha.test")
 POLICY_FILE = PREVIEW_HOST / "var/www/mta-sts/mta-sts.txt"

@@ -18,30 +18,38 @@ from conftest import PROJECT_DIR
 BIN = Path(sys.executable).parent
 HOST = "mail.alpha.test"
 
-# Renders a role's file list both ways; copied into each role of a copy of roles/, since a role only finds its
-# templates from task files of its own.
+# Renders a role's file list both ways. It replaces tasks/preview.yml in each role of a copy of roles/, so the
+# deployment play itself (playbooks/render.yml, --tags preview) runs it with the wiring of playbooks/site.yml.
+# Each role is checked on its first and last file (rspamd's last one is the template it renders once per network
+# module, naming each by `item`) and every file with a mode of its own (the secret ones): the template module
+# takes about half a second a file.
 BOTH_WAYS = """\
-- name: Render through the preview action
-  mailappliance_preview:
-    files: "{{ drift_files }}"
+- name: Render both ways
   vars:
-    mailappliance__preview_dir: "{{ drift_out }}/action"
-  delegate_to: localhost
+    all_files: "{{ lookup('ansible.builtin.vars', '_' ~ role_name ~ '__templates') }}"
+    drift_files: "{{ (all_files[:1] + all_files[-1:] + (all_files | selectattr('mode', 'defined') | list)) | unique }}"
+  block:
+    - name: Render through the preview action
+      mailappliance_preview:
+        files: "{{ drift_files }}"
+      delegate_to: localhost
 
-- name: Render through the template module
-  ansible.builtin.template:
-    src: "{{ item.src }}"
-    dest: "{{ drift_out }}/module/{{ item.dest | replace('/', '%') }}"
-    mode: "{{ item.mode | default('0644') }}"
-  loop: "{{ drift_files }}"
-  delegate_to: localhost
+    - name: Render through the template module
+      ansible.builtin.template:
+        src: "{{ item.src }}"
+        dest: "{{ drift_out }}/module/{{ item.dest | replace('/', '%') }}"
+        mode: "{{ item.mode | default('0644') }}"
+      loop: "{{ drift_files }}"
+      delegate_to: localhost
+      become: false
 """
 
 
 def preview_roles() -> list[str]:
-    """The roles playbooks/render.yml previews."""
-    play = yaml.safe_load((PROJECT_DIR / "playbooks/render.yml").read_text())[0]
-    return list(play["tasks"][0]["loop"])
+    """The roles of playbooks/site.yml that write a preview, in its order."""
+    play = yaml.safe_load((PROJECT_DIR / "playbooks/site.yml").read_text())[0]
+    names = [entry["role"] for entry in play["roles"]]
+    return [name for name in names if (PROJECT_DIR / "roles" / name / "tasks/preview.yml").is_file()]
 
 
 def run_playbook(playbook: Path, inventory: Path, roles: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -66,29 +74,15 @@ def inventory(site_dir: Path) -> Path:
 
 
 def test_preview_equals_the_template_module(full_site: Path, site_dir: Path) -> None:
-    """Files of every previewed role, byte for byte and with their mode.
-
-    The template module takes about half a second a file, so each role is checked on its first and last file
-    (rspamd's last one is the template it renders once per network module, naming each by `item`) and every
-    file with a mode of its own (the secret ones).
-    """
+    """Files of every previewed role, byte for byte and with their mode."""
     roles = site_dir / "roles"
     shutil.copytree(PROJECT_DIR / "roles", roles)
     for role in preview_roles():
-        (roles / role / "tasks/drift_check.yml").write_text(BOTH_WAYS)
+        (roles / role / "tasks/preview.yml").write_text(BOTH_WAYS)
     out = site_dir / "out"
     (out / "module").mkdir(parents=True)
-    play = write_play(site_dir / "drift.yml", [{
-        "ansible.builtin.include_role": {"name": "{{ role }}", "tasks_from": "drift_check.yml"},
-        "vars": {
-            "all_files": "{{ lookup('ansible.builtin.vars', '_' ~ role ~ '__templates') }}",
-            "drift_files": "{{ (all_files[:1] + all_files[-1:] + (all_files | selectattr('mode', 'defined') | list))"
-                           " | unique }}",
-        },
-        "loop": preview_roles(),
-        "loop_control": {"loop_var": "role"},
-    }])
-    result = run_playbook(play, inventory(site_dir), roles, "-e", f"drift_out={out}")
+    result = run_playbook(PROJECT_DIR / "playbooks/render.yml", inventory(site_dir), roles, "--tags", "preview",
+                          "-e", f"drift_out={out}", "-e", f"mailappliance__preview_dir={out}/action")
     assert result.returncode == 0, result.stdout + result.stderr
 
     action_root = out / "action" / HOST

@@ -17,14 +17,15 @@ SIGNATURES_WARN_DAYS = 3
 SIGNATURES_FAIL_DAYS = 14
 SERVICES = ("postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service",
             "clamav-daemon.service", "nginx.service", "fail2ban.service")
-# Where the appliance keeps secrets, with the owner, group and mode the roles give them.
+# Where the appliance keeps secrets, with the owner, group and mode the roles give them. The TLS key is not
+# listed: it is the one Postfix loads (the first file of smtpd_tls_chain_files), wherever the tls role put it.
 KEY_FILES = {
-    "/etc/mailappliance/tls/key.pem": ("root", "root", "0600"),
     "/etc/dovecot/users": ("root", "dovecot", "0640"),
     "/etc/rspamd/local.d/worker-controller.inc": ("root", "_rspamd", "0640"),
     "/etc/rspamd/local.d/redis.conf": ("root", "_rspamd", "0640"),
     "/etc/redis/redis.conf": ("root", "redis", "0640"),
 }
+TLS_KEY_OWNER = ("root", "root", "0600")
 DKIM_KEY_OWNER = ("_rspamd", "_rspamd", "0640")
 
 
@@ -67,7 +68,7 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         host_services(evidence.get("services") or {}),
         security_updates(evidence.get("upgrades") or [], evidence.get("apt_lists") or [], now),
         key_permissions(evidence.get("key_files") or [], evidence.get("key_files_missing") or [],
-                        evidence.get("dkim_keys") or []),
+                        evidence.get("dkim_keys") or [], tls_key_file(postconf)),
         config_drift(evidence.get("files") or [], expected_files),
     ]
 
@@ -299,14 +300,23 @@ def security_updates(upgrades: list[str], lists: list[dict[str, Any]], now: floa
     return cat.HOST_SECURITY_UPDATES.judge(PASS, f"none pending according to the host's {freshness}")
 
 
-def key_permissions(stat_lines: list[str], missing: list[str], dkim_keys: list[Any]) -> Control:
+def tls_key_file(postconf: dict[str, str]) -> str | None:
+    """The private key Postfix loads: smtpd_tls_chain_files lists each key before its certificate chain."""
+    files = postconf.get("smtpd_tls_chain_files", "").replace(",", " ").split()
+    return files[0] if files else None
+
+
+def key_permissions(stat_lines: list[str], missing: list[str], dkim_keys: list[Any], tls_key: str | None) -> Control:
     seen, bad = [], []
     found: dict[str, tuple[str, str, str]] = {}
     for line in stat_lines:
         parts = line.split("\t")
         if len(parts) == 4:
             found[parts[0]] = (parts[1], parts[2], parts[3].zfill(4))
-    for path, want in KEY_FILES.items():
+    if tls_key is None:
+        bad.append("Postfix names no TLS key (smtpd_tls_chain_files is empty)")
+    expected = dict(KEY_FILES, **({tls_key: TLS_KEY_OWNER} if tls_key else {}))
+    for path, want in expected.items():
         have = found.get(path)
         if have is None:
             bad.append(f"{path} missing")

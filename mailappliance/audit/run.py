@@ -20,10 +20,11 @@ from mailappliance.audit.judge_probes import judge_probes
 from mailappliance.audit.probes import PORTS, probe_all
 from mailappliance.controls import catalogue as cat
 from mailappliance.controls.model import ERROR, PASS, Control
-from mailappliance.dns.plan import Plan, site_mta_sts_policy
+from mailappliance.dns.plan import Plan
 from mailappliance.dns.servers import Server
 from mailappliance.errors import UserError
 from mailappliance.site import Site
+from mailappliance.site.mta_sts import site_mta_sts_policy
 
 
 @dataclass(frozen=True)

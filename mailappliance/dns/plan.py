@@ -18,6 +18,7 @@ import dns.reversename
 
 from mailappliance.dns import published
 from mailappliance.site import Site
+from mailappliance.site.mta_sts import site_mta_sts_policy
 
 # (service label, port, priority): RFC 6186 with RFC 8314's preference for implicit TLS (lower priority
 # number wins), and the SRV record Outlook's Autodiscover looks up.
@@ -116,16 +117,6 @@ def txt_rdata(text: str) -> str:
 
 def absolute(name: str) -> str:
     return name.lower().rstrip(".") + "."
-
-
-def mta_sts_policy(mode: str, hostname: str, max_age: int) -> str:
-    """The policy text (RFC 8461 section 3.2); the appliance serves the same fields in this order."""
-    return f"version: STSv1\nmode: {mode}\nmx: {hostname}\nmax_age: {max_age}\n"
-
-
-def site_mta_sts_policy(site: Site) -> str:
-    """The policy text of a site; needs nothing deploy fetched, so it is known even when the plan is not."""
-    return mta_sts_policy(site.dns.mta_sts_mode, site.hostname, site.dns.mta_sts_max_age)
 
 
 def mta_sts_id(policy: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import PROJECT_DIR
-from mailappliance.dns.plan import mta_sts_policy
+from mailappliance.site.mta_sts import mta_sts_policy
 from mailappliance.site import Site, load_site
 from mailprobe import insecure_context, tls_refusal, verifying_context, wait_for_port
 

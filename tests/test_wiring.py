@@ -1,0 +1,66 @@
+"""playbooks/site.yml wires the roles, and playbooks/render.yml previews through that same play: a second role's
+Postfix settings arrive in main.cf through postfix__dependent_maincf, a name given twice is refused, and the
+render playbook refuses to run as a deployment. Each case runs ansible-playbook on this machine (seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clirunner import run_cli
+from conftest import PROJECT_DIR
+
+BIN = Path(sys.executable).parent
+HOST = "mail.alpha.test"
+# What a second role (the archive's milter, say) would export beside Rspamd's milter settings.
+SECOND_EXPORT = [{"name": "smtpd_proxy_timeout", "value": "120s", "comment": "Set by a second role."},
+                 {"name": "header_checks", "value": ["pcre:/etc/postfix/a", "pcre:/etc/postfix/b"]}]
+
+
+def render(site_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert run_cli("render", "site.yml", "--no-preview").exit_code == 0
+    inventory = site_dir / "inventories/molecule"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", os.defpath)]))
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), "--vault-password-file",
+         str(inventory / ".vault-pass"), str(PROJECT_DIR / "playbooks/render.yml"), *extra],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+def preview_args(site_dir: Path, dependent: str) -> list[str]:
+    return ["--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
+            "-e", json.dumps({"postfix__dependent_maincf": dependent})]
+
+
+def test_a_second_roles_postfix_settings_follow_rspamds_in_main_cf(site_dir: Path, full_site: Path) -> None:
+    dependent = "{{ rspamd__postfix__dependent_maincf + " + json.dumps(SECOND_EXPORT) + " }}"
+    result = render(site_dir, *preview_args(site_dir, dependent))
+    assert result.returncode == 0, result.stdout + result.stderr
+    main_cf = (site_dir / "preview" / HOST / "etc/postfix/main.cf").read_text()
+    section = ("milter_protocol = 6\n# Set by a second role.\nsmtpd_proxy_timeout = 120s\n"
+               "header_checks = pcre:/etc/postfix/a, pcre:/etc/postfix/b\n\n# TLS for clients")
+    assert section in main_cf
+    assert "smtpd_milters = inet:127.0.0.1:11332\n" in main_cf
+
+
+def test_a_setting_two_roles_export_is_refused(site_dir: Path, full_site: Path) -> None:
+    twice = [{"name": "milter_protocol", "value": 2}]
+    result = render(site_dir, *preview_args(site_dir, "{{ rspamd__postfix__dependent_maincf + "
+                                                      + json.dumps(twice) + " }}"))
+    assert result.returncode != 0
+    assert "postfix__dependent_maincf: every entry needs a name and a value, and each name may come once" \
+        in result.stdout
+    assert not (site_dir / "preview" / HOST / "etc/postfix/main.cf").exists()
+
+
+def test_render_playbook_refuses_to_run_without_the_preview_tag(site_dir: Path, full_site: Path) -> None:
+    result = render(site_dir, "-e", f"mailappliance__preview_dir={site_dir / 'preview'}")
+    assert result.returncode != 0
+    assert "render.yml only previews" in result.stdout
+    # The guard play stopped the run before the imported deployment play began.
+    assert "Provision the mail appliance" not in result.stdout
