@@ -154,6 +154,9 @@ def site_vars(site: Site) -> dict[str, Any]:
             "ban_time": site.login_protection.ban_time, "allow": list(site.login_protection.allow),
         },
         "mailappliance__trusted_relays": list(site.trusted_relays),
+        "mailappliance__dns_resolvers": list(site.dns.resolvers),
+        "mailappliance__dns_dnssec_validation": site.dns.dnssec_validation,
+        "mailappliance__dns_air_gapped": site.dns.air_gapped,
     }
 
 

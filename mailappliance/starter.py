@@ -55,6 +55,7 @@ class StarterAnswers:
     address: str | None = None
     connection: str = "ssh"
     network_checks: bool = True
+    air_gapped: bool = False
 
 
 def create_site(answers: StarterAnswers, inventory_root: Path, write_inventory: Callable[[Site], object]) -> None:
@@ -130,6 +131,7 @@ def render_starter(answers: StarterAnswers) -> str:
         name=answers.name, hostname=answers.hostname.lower(), admin=admin, domains=domains,
         mailbox=_mailbox(admin, domains), address=answers.address or answers.hostname.lower(),
         connection=answers.connection, database=TEST_DATABASE, network_checks=answers.network_checks,
+        air_gapped=answers.air_gapped,
         dkim_selector=DEFAULT_DKIM_SELECTOR, quota=DEFAULT_QUOTA, message_size_limit=DEFAULT_MESSAGE_SIZE_LIMIT,
         spam_add_header=f"{DEFAULT_SPAM_ADD_HEADER:g}", spam_reject=f"{DEFAULT_SPAM_REJECT:g}",
         max_failures=DEFAULT_MAX_FAILURES, find_time=DEFAULT_FIND_TIME, ban_time=DEFAULT_BAN_TIME,

@@ -79,8 +79,27 @@ def test_healthy_appliance_passes_and_writes_three_reports(full_site: Path, site
                                                    "error": 0}
     assert set(data["evidence"]) == {"dns", "probes", "host", "run"}
     assert data["evidence"]["dns"]["nameserver"] == "127.0.0.1:5353"
-    assert "audit of molecule: 77 controls: 69 pass, 8 warn" in result.stdout
+    assert "audit of molecule: 79 controls: 71 pass, 8 warn" in result.stdout
     assert "  nameserver: 127.0.0.1:5353; 25 results" in result.stdout
+
+
+def test_queue_ages_and_scan_times_reach_every_report(full_site: Path, site_dir: Path, recorded: dict) -> None:
+    recorded["host"]["rspamd_stat"]["scan_times"] = [3.0] * 31
+    result = audit()
+    assert result.exit_code == 0, result.output  # both are medium, below the default threshold
+    out = site_dir / "out"
+    controls = {c["id"]: c for c in json.loads((out / "report.json").read_text())["controls"]}
+    scan, queues = controls["RSPAMD-SCAN-TIME"], controls["POSTFIX-QUEUE-AGE"]
+    assert (scan["status"], scan["severity"], scan["source"]) == ("warn", "medium", "host")
+    assert scan["evidence"].startswith("p50 3.000 s, p90 3.000 s, p99 3.000 s over 31 recent scans")
+    assert (queues["status"], queues["evidence"]) == (
+        "pass", "maildrop: empty; incoming: empty; active: empty; deferred: 1 message, oldest 3.0 h; hold: empty")
+    html = (out / "report.html").read_text()
+    assert 'id="RSPAMD-SCAN-TIME"' in html and "deferred: 1 message, oldest 3.0 h" in html
+    cases = {case.get("name", "").split(":")[0]: case
+             for case in ET.parse(out / "report.junit.xml").getroot().iter("testcase")}
+    assert cases["POSTFIX-QUEUE-AGE"].findtext("system-out", "").startswith("pass: maildrop: empty")
+    assert cases["RSPAMD-SCAN-TIME"].findtext("system-out", "").startswith("warn: p50 3.000 s")
 
 
 def test_digests_match_and_the_html_shows_the_json_digest(full_site: Path, site_dir: Path, recorded: dict) -> None:

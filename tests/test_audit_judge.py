@@ -44,7 +44,7 @@ def test_healthy_probes_pass_with_self_signed_warnings() -> None:
 def test_healthy_host_passes() -> None:
     seen = host_controls(fx.host())
     assert set(seen.values()) == {"pass"}, seen
-    assert len(seen) == 17
+    assert len(seen) == 19
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -132,11 +132,14 @@ HOST_BREAKS = {
     "POSTFIX-AUTH": _set(["postconf", 8], "smtpd_sasl_auth_enable = yes"),
     "POSTFIX-MILTER-TEMPFAIL": _set(["postconf", 7], "milter_default_action = accept"),
     "POSTFIX-SMUGGLING": _set(["postconf", 10], "smtpd_forbid_bare_newline = no"),
+    "POSTFIX-QUEUE-AGE": _set(["postfix_queues", "summary"], [f"deferred 3 {int(fx.CLOCK) - 5 * 86400}"]),
     "DOVECOT-TLS": _set(["doveconf", 1], "ssl_min_protocol = TLSv1"),
     "DOVECOT-PLAINTEXT": _set(["doveconf", 2], "disable_plaintext_auth = no"),
     "DOVECOT-PASSWORD-SCHEME": _set(["password_schemes"], ["SHA512-CRYPT", "PLAIN"]),
     "RSPAMD-ACTIONS": _set(["rspamd_actions"], '{"reject": 150, "add_header": 6}'),
     "RSPAMD-DKIM-BITS": _set(["dkim_keys", 0, 1], "Public-Key: (1024 bit)"),
+    # Every scan waits on DNS lookups that time out.
+    "RSPAMD-SCAN-TIME": _set(["rspamd_stat", "scan_times"], [12.5] * 31),
     "CLAMAV-RUNNING": _set(["services", "clamav-daemon.service", "state"], "stopped"),
     "CLAMAV-SIGNATURES": _set(["clamav_databases", 0, "mtime"], fx.CLOCK - 30 * 86400),
     "HOST-SERVICES": _set(["services", "dovecot.service", "status"], "disabled"),
@@ -201,6 +204,103 @@ def test_security_updates_warn_without_a_security_source() -> None:
     host = fx.host()
     host["apt_lists"][0]["path"] = "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"
     assert host_controls(host)["HOST-SECURITY-UPDATES"] == "warn"
+
+
+def host_control(host: dict[str, Any], control_id: str) -> Control:
+    return next(c for c in judge_host(host, fx.EXPECTED_FILES, SITE) if c.id == control_id)
+
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+@pytest.mark.parametrize("queue, age, status", [
+    ("active", 30 * MINUTE, "pass"), ("active", 30 * MINUTE + 1, "warn"), ("active", 2 * HOUR, "warn"),
+    ("active", 2 * HOUR + 1, "fail"), ("incoming", 2 * HOUR + 1, "fail"), ("maildrop", 30 * MINUTE + 1, "warn"),
+    ("deferred", DAY, "pass"), ("deferred", DAY + 1, "warn"), ("deferred", 4 * DAY, "warn"),
+    ("deferred", 4 * DAY + 1, "fail"),
+    # Held mail waits for an administrator; it never fails the control, however old.
+    ("hold", DAY, "pass"), ("hold", DAY + 1, "warn"), ("hold", 30 * DAY, "warn"),
+])
+def test_queue_age_thresholds(queue: str, age: int, status: str) -> None:
+    host = fx.host()
+    host["postfix_queues"]["summary"] = [f"{queue} 2 {int(fx.CLOCK) - age}"]
+    control = host_control(host, "POSTFIX-QUEUE-AGE")
+    assert control.status == status
+    assert f"{queue}: 2 messages, oldest " in control.evidence
+
+
+def test_queue_age_reports_every_queue_and_its_worst() -> None:
+    host = fx.host()
+    host["postfix_queues"]["summary"] = [f"active 1 {int(fx.CLOCK) - 45 * MINUTE}",
+                                         f"deferred 12 {int(fx.CLOCK) - 5 * DAY}", f"hold 1 {int(fx.CLOCK) - 30}"]
+    control = host_control(host, "POSTFIX-QUEUE-AGE")
+    assert control.status == "fail"
+    assert control.evidence == ("maildrop: empty; incoming: empty; active: 1 message, oldest 45 min (warn); "
+                                "deferred: 12 messages, oldest 5.0 days (fail); hold: 1 message, oldest 30 s")
+    host["postfix_queues"]["summary"] = []
+    control = host_control(host, "POSTFIX-QUEUE-AGE")
+    assert (control.status, control.evidence) == (
+        "pass", "maildrop: empty; incoming: empty; active: empty; deferred: empty; hold: empty")
+
+
+def test_queue_age_is_an_error_when_postqueue_fails() -> None:
+    host = fx.host()
+    host["postfix_queues"] = {"rc": 69, "summary": [],
+                              "error": "postqueue: fatal: Queue report unavailable - mail system is down"}
+    control = host_control(host, "POSTFIX-QUEUE-AGE")
+    assert control.status == "error"
+    assert control.evidence == ("postqueue -j failed (exit 69): postqueue: fatal: Queue report unavailable - "
+                                "mail system is down")
+
+
+def _scans(*seconds: float) -> list[float | None]:
+    """Rspamd's ring of the last 31 scan times, unfilled slots null."""
+    return [*seconds, *[None] * (31 - len(seconds))]
+
+
+@pytest.mark.parametrize("slow, seconds, status", [
+    # The 90th percentile of ten scans is the ninth slowest: one slow scan in ten is tolerated, two are not.
+    (1, 60.0, "pass"), (2, 2.0, "pass"), (2, 2.001, "warn"), (2, 10.0, "warn"), (2, 10.001, "fail"),
+])
+def test_scan_time_thresholds_judge_the_90th_percentile(slow: int, seconds: float, status: str) -> None:
+    host = fx.host()
+    host["rspamd_stat"]["scan_times"] = _scans(*[0.05] * (10 - slow), *[seconds] * slow)
+    assert host_control(host, "RSPAMD-SCAN-TIME").status == status
+
+
+def test_scan_time_evidence_names_the_percentiles() -> None:
+    control = host_control(fx.host(), "RSPAMD-SCAN-TIME")
+    assert control.evidence == ("p50 0.006 s, p90 0.068 s, p99 0.068 s over 7 recent scans (Rspamd up 23 min, 7 "
+                                "messages scanned in all)")
+    host = fx.host()
+    host["rspamd_stat"].update(scan_times=[i / 10 for i in range(1, 32)], scanned=5000, uptime=3 * DAY)
+    control = host_control(host, "RSPAMD-SCAN-TIME")
+    assert control.status == "warn"
+    assert control.evidence == ("p50 1.600 s, p90 2.800 s, p99 3.100 s over 31 recent scans (Rspamd up 3.0 days, "
+                                "5000 messages scanned in all)")
+
+
+def test_scan_time_passes_before_the_first_scan() -> None:
+    # A restarted Rspamd has an empty ring (its message count survives): nothing was slow since it started.
+    host = fx.host()
+    host["rspamd_stat"].update(scan_times=_scans(), scanned=11, uptime=40)
+    control = host_control(host, "RSPAMD-SCAN-TIME")
+    assert (control.status, control.evidence) == ("pass", "no scan since Rspamd started (Rspamd up 40 s, 11 messages "
+                                                          "scanned in all)")
+
+
+@pytest.mark.parametrize("stat, reason", [
+    ({"status": 403, "msg": "Status code was 403 and not [200]: HTTP Error 403: Forbidden"}, "(HTTP 403)"),
+    ({"status": -1, "msg": "Status code was -1 and not [200]: Request failed: <urlopen error [Errno 111] "
+                          "Connection refused>"}, "Connection refused"),
+    ({}, "(HTTP ?)"),
+])
+def test_scan_time_is_an_error_when_the_controller_does_not_answer(stat: dict[str, Any], reason: str) -> None:
+    host = fx.host()
+    host["rspamd_stat"] = stat
+    control = host_control(host, "RSPAMD-SCAN-TIME")
+    assert control.status == "error" and control.evidence.startswith("Rspamd's controller did not answer /stat")
+    assert reason in control.evidence
 
 
 def test_a_run_that_changed_something_is_an_error() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from typing import Any
 
 import yaml
@@ -10,7 +14,8 @@ from conftest import PROJECT_DIR
 from test_lint import run_tool
 
 PLAYBOOK = PROJECT_DIR / "playbooks" / "audit.yml"
-READ_ONLY_MODULES = {"ansible.builtin.find", "ansible.builtin.service_facts"}
+# uri only with method GET (checked below): it reads Rspamd's /stat, and a GET to the controller changes nothing.
+READ_ONLY_MODULES = {"ansible.builtin.find", "ansible.builtin.service_facts", "ansible.builtin.uri"}
 COMMAND_MODULES = {"ansible.builtin.command", "ansible.builtin.shell"}
 SECRET_FILES = ("/etc/dovecot/users", "/etc/rspamd/local.d/worker-controller.inc", "key.pem", "*.key")
 
@@ -35,6 +40,10 @@ def test_every_task_only_reads_the_host() -> None:
             assert "mailappliance__audit_evidence_dir" in task[mod]["dest"], name
         else:
             assert mod in READ_ONLY_MODULES, f"{name}: {mod} is not known to be read-only"
+        if mod == "ansible.builtin.uri":
+            # Nothing but a GET with headers: no body, no other method, no file written (dest).
+            assert task[mod]["method"] == "GET" and set(task[mod]) <= {"url", "method", "headers", "timeout"}, name
+            assert task.get("changed_when") is False and task.get("check_mode") is False, name
 
 
 def test_secret_files_are_never_read_out() -> None:
@@ -46,6 +55,41 @@ def test_secret_files_are_never_read_out() -> None:
     assert "s/^{\\([A-Za-z0-9.-]*\\)}.*/\\1/p" in users["ansible.builtin.shell"]["cmd"]
     dkim = next(t for t in tasks() if t["name"] == "Measure DKIM key sizes")
     assert "-pubout" in dkim["ansible.builtin.shell"]["cmd"]
+
+
+def test_the_controller_password_stays_in_one_silent_task() -> None:
+    holders = [t for t in tasks() if "mailappliance__rspamd_controller_password" in str(t)]
+    assert [t["name"] for t in holders] == ["Read Rspamd's recent scan times"]
+    assert holders[0]["no_log"] is True
+    # Only the status, the error message and three fields of the reply reach the evidence, never the request.
+    handed = next(t for t in tasks() if t["name"] == "Hand the evidence to the controller")
+    stat = str(handed["vars"]["audit_evidence"]["rspamd_stat"])
+    assert set(re.findall(r"audit_rspamd_stat[.\w]*", stat)) == {
+        "audit_rspamd_stat.status", "audit_rspamd_stat.msg", "audit_rspamd_stat.json.scanned",
+        "audit_rspamd_stat.json.uptime", "audit_rspamd_stat.json.scan_times"}
+
+
+def test_the_controller_is_where_the_rspamd_role_binds_it() -> None:
+    defaults = yaml.safe_load((PROJECT_DIR / "roles/rspamd/defaults/main.yml").read_text())
+    plays = yaml.safe_load(PLAYBOOK.read_text())
+    assert plays[0]["vars"]["audit_rspamd_controller"] == f"127.0.0.1:{defaults['rspamd__controller_port']}"
+
+
+def test_only_queue_names_counts_and_arrival_times_leave_the_host() -> None:
+    summary = next(t for t in tasks() if t["name"] == "Sum up the Postfix queues")
+    assert "postqueue -j | python3 -c \"$SUMMARY\"" in summary["ansible.builtin.shell"]["cmd"]
+    listing = [
+        {"queue_name": "deferred", "queue_id": "4F1A2B3C", "arrival_time": 1764000000, "message_size": 812,
+         "forced_expire": False, "sender": "alice@alpha.test",
+         "recipients": [{"address": "bob@example.net", "delay_reason": "connect to mx.example.net: timed out"}]},
+        {"queue_name": "deferred", "queue_id": "5A6B7C8D", "arrival_time": 1763990000, "message_size": 90,
+         "forced_expire": False, "sender": "", "recipients": [{"address": "carol@example.org"}]},
+        {"queue_name": "hold", "queue_id": "6B7C8D9E", "arrival_time": 1764100000, "message_size": 10,
+         "forced_expire": False, "sender": "dave@alpha.test", "recipients": [{"address": "erin@example.com"}]},
+    ]
+    result = subprocess.run([sys.executable, "-c", summary["environment"]["SUMMARY"]], check=True, text=True,
+                            capture_output=True, input="".join(json.dumps(m) + "\n" for m in listing))
+    assert result.stdout.splitlines() == ["deferred 2 1763990000", "hold 1 1764100000"]
 
 
 def test_audit_playbook_syntax() -> None:

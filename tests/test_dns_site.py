@@ -91,10 +91,34 @@ BAD_DNS = [
                  "appliance at, e.g. ipv4: 192.0.2.10", id="ipv4-syntax"),
     pytest.param({"spf": "v=spf1 -all"},
                  "dns.spf: unknown key; allowed keys are ttl, dmarc_policy, dmarc_rua, tlsrpt_rua, mta_sts_mode, "
-                 "mta_sts_max_age, ipv4, ipv6", id="unknown-key"),
+                 "mta_sts_max_age, ipv4, ipv6, resolvers, dnssec_validation, air_gapped", id="unknown-key"),
     pytest.param({"ip4": "192.0.2.1"},
                  "dns.ip4: unknown key; did you mean ipv4? allowed keys are ttl, dmarc_policy, dmarc_rua, tlsrpt_rua, "
-                 "mta_sts_mode, mta_sts_max_age, ipv4, ipv6", id="unknown-key-close"),
+                 "mta_sts_mode, mta_sts_max_age, ipv4, ipv6, resolvers, dnssec_validation, air_gapped", id="unknown-key-close"),
+    pytest.param({"resolvers": "192.0.2.53"},
+                 'dns.resolvers: expected a list, got "192.0.2.53"; list the IP addresses of your resolvers, e.g. '
+                 "[192.0.2.53, 2001:db8::53], or leave dns.resolvers out", id="resolvers-not-a-list"),
+    pytest.param({"resolvers": ["dns.example.com"]},
+                 'dns.resolvers[0]: "dns.example.com" is not an IP address; list the IP addresses of your resolvers, '
+                 "e.g. [192.0.2.53, 2001:db8::53], or leave dns.resolvers out", id="resolvers-name"),
+    pytest.param({"resolvers": ["127.0.0.1"]},
+                 "dns.resolvers[0]: 127.0.0.1 is not a resolver the appliance can forward to (its own Unbound listens "
+                 "on loopback); list the IP addresses of your resolvers, e.g. [192.0.2.53, 2001:db8::53], or leave "
+                 "dns.resolvers out", id="resolvers-loopback"),
+    pytest.param({"resolvers": ["192.0.2.53", "192.0.2.053"]},
+                 'dns.resolvers[1]: "192.0.2.053" is not an IP address; list the IP addresses of your resolvers, '
+                 "e.g. [192.0.2.53, 2001:db8::53], or leave dns.resolvers out", id="resolvers-leading-zero"),
+    pytest.param({"resolvers": ["2001:db8::53", "2001:DB8::53"]},
+                 "dns.resolvers[1]: 2001:db8::53 is listed twice; list each resolver once", id="resolvers-twice"),
+    pytest.param({"resolvers": [f"192.0.2.{n}" for n in range(1, 10)]},
+                 "dns.resolvers: lists 9 resolvers; list at most 8", id="resolvers-too-many"),
+    pytest.param({"air_gapped": "yes"},
+                 'dns.air_gapped: "yes" is not true or false; use true (no query leaves for the internet: only the '
+                 'listed resolvers are asked, and without any every name outside the appliance is answered "does '
+                 'not exist") or false', id="air-gapped-text"),
+    pytest.param({"dnssec_validation": 1},
+                 "dns.dnssec_validation: 1 is not true or false; use true (answers must prove themselves with DNSSEC "
+                 "where the zone is signed) or false (the resolvers strip DNSSEC records)", id="dnssec-number"),
     pytest.param("reject",
                  'dns: expected a mapping, got "reject"; write it as dns: {dmarc_policy: reject, ipv4: 192.0.2.10}',
                  id="not-a-mapping"),

@@ -160,3 +160,30 @@ def test_unknown_owner_fails_that_file_only(tmp_path: Path) -> None:
     result, _ = run_module(tmp_path, [spec(path, "a\n", owner="no-such-user"), spec(other, "b\n")])
     assert result["results"][0]["msg"] == "chown failed: failed to look up user no-such-user"
     assert not path.exists() and other.read_text() == "b\n"
+
+
+def run_over_a_bind_mount(tmp_path: Path, files: list[dict[str, Any]], source: Path, dest: Path) -> dict[str, Any]:
+    """The module's result for files whose `dest` is a bind mount of `source`, as /etc/resolv.conf is in a
+    container; the mount lives in a private mount namespace that ends with the run."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "files": files, "_ansible_remote_tmp": str(tmp_path / "remote-tmp"), "_ansible_no_log": False}}))
+    process = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount --bind "$1" "$2" && exec "$3" "$4" "$5"',
+         "-", str(source), str(dest), sys.executable, str(MODULE), str(args_file)],
+        capture_output=True, text=True, timeout=60, check=False)
+    return json.loads(process.stdout)
+
+
+def test_a_mount_point_is_written_in_place_only_with_unsafe_writes(tmp_path: Path) -> None:
+    source, dest = tmp_path / "host-resolv.conf", tmp_path / "resolv.conf"
+    source.write_text("nameserver 192.0.2.53\n")
+    dest.write_text("")
+    refused = run_over_a_bind_mount(tmp_path, [spec(dest, "nameserver 127.0.0.1\n")], source, dest)
+    assert refused["failed"] is True and "busy" in refused["results"][0]["msg"].lower()
+    assert source.read_text() == "nameserver 192.0.2.53\n"
+
+    written = run_over_a_bind_mount(tmp_path, [spec(dest, "nameserver 127.0.0.1\n", unsafe_writes=True)], source, dest)
+    assert written["changed"] is True and not written.get("failed")
+    assert source.read_text() == "nameserver 127.0.0.1\n"
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []

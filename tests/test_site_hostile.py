@@ -36,7 +36,8 @@ POPULATED_SITE: dict = {
     "spam": {"add_header": 6, "reject": 15, "network_checks": True},
     "antivirus": {"mirror_url": "http://clamav-mirror.internal/", "local_databases": ["eicar.hdb"]},
     "dns": {"ttl": 3600, "dmarc_policy": "reject", "dmarc_rua": "alice@alpha.test", "tlsrpt_rua": "alice@alpha.test",
-            "mta_sts_mode": "enforce", "mta_sts_max_age": 604800, "ipv4": "192.0.2.10", "ipv6": "2001:db8::10"},
+            "mta_sts_mode": "enforce", "mta_sts_max_age": 604800, "ipv4": "192.0.2.10", "ipv6": "2001:db8::10",
+            "resolvers": ["192.0.2.53", "2001:db8::53"], "dnssec_validation": True, "air_gapped": False},
     "login_protection": {"max_failures": 5, "find_time": 600, "ban_time": 3600, "allow": ["192.0.2.50/32"]},
     "trusted_relays": ["198.51.100.0/24"],
 }

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from mailappliance.controls import catalogue as cat
-from mailappliance.controls.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control
+from mailappliance.controls.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control, worst
 
 LEGACY_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
 STRONG_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID")
 SIGNATURES_WARN_DAYS = 3
 SIGNATURES_FAIL_DAYS = 14
+# Of the 90th percentile of Rspamd's recent scan times: healthy scans take well under a second, and a scan that
+# waits on DNS timeouts takes whole seconds (the catalogue's remediation argues the figures).
+SCAN_TIME_WARN_SECONDS = 2.0
+SCAN_TIME_FAIL_SECONDS = 10.0
+SCAN_TIME_PERCENTILES = (50, 90, 99)
+# Age of the oldest message, in seconds, above which a queue warns and fails (None: never fails). Postfix's
+# queues in the order mail passes them; deferred mail bounces after maximal_queue_lifetime (5 days on Debian).
+QUEUE_AGE_LIMITS: dict[str, tuple[int, int | None]] = {
+    "maildrop": (30 * 60, 2 * 3600),
+    "incoming": (30 * 60, 2 * 3600),
+    "active": (30 * 60, 2 * 3600),
+    "deferred": (86400, 4 * 86400),
+    "hold": (86400, None),
+}
 SERVICES = ("postfix@-.service", "dovecot.service", "rspamd.service", "redis-server.service",
             "clamav-daemon.service", "nginx.service", "fail2ban.service")
 # Where the appliance keeps secrets, with the owner, group and mode the roles give them. The TLS key is not
@@ -58,11 +73,13 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         postfix_auth(postconf, evidence.get("postconf_services") or []),
         postfix_milter(postconf),
         postfix_smuggling(postconf),
+        postfix_queue_age(evidence.get("postfix_queues") or {}, now),
         dovecot_tls(doveconf),
         dovecot_plaintext(doveconf),
         dovecot_password_scheme(evidence.get("passdb") or [], evidence.get("password_schemes") or []),
         rspamd_actions(evidence.get("rspamd_actions") or "", site),
         rspamd_dkim_bits(evidence.get("dkim_keys") or []),
+        rspamd_scan_time(evidence.get("rspamd_stat") or {}),
         clamav_running(evidence.get("services") or {}),
         clamav_signatures(evidence.get("clamav_databases") or [], now),
         host_services(evidence.get("services") or {}),
@@ -185,6 +202,39 @@ def postfix_smuggling(postconf: dict[str, str]) -> Control:
     return cat.POSTFIX_SMUGGLING.judge(PASS if ok else FAIL, evidence)
 
 
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def postfix_queue_age(queues: dict[str, Any], now: float) -> Control:
+    """`queues`: postqueue -j summed up on the host ("QUEUE COUNT OLDEST_ARRIVAL" lines), or why that failed."""
+    if queues.get("rc") != 0:
+        return cat.POSTFIX_QUEUE_AGE.judge(ERROR, f"postqueue -j failed (exit {queues.get('rc', '?')}): "
+                                                  f"{str(queues.get('error') or '')[:200]}")
+    found = {}
+    for line in queues.get("summary") or []:
+        name, count, oldest = line.split()
+        found[name] = int(count), float(oldest)
+    seen, statuses = [], [PASS]
+    for name, (warn, fail) in QUEUE_AGE_LIMITS.items():
+        if name not in found:
+            seen.append(f"{name}: empty")
+            continue
+        count, oldest = found[name]
+        age = max(now - oldest, 0)
+        status = FAIL if fail is not None and age > fail else WARN if age > warn else PASS
+        statuses.append(status)
+        seen.append(f"{name}: {count} message{'s' if count != 1 else ''}, oldest {_age(age)}"
+                    + ("" if status == PASS else f" ({status})"))
+    return cat.POSTFIX_QUEUE_AGE.judge(worst(statuses), "; ".join(seen))
+
+
 def dovecot_tls(doveconf: dict[str, str]) -> Control:
     ssl, minimum = doveconf.get("ssl"), doveconf.get("ssl_min_protocol")
     if ssl is None or minimum is None:
@@ -250,6 +300,30 @@ def rspamd_dkim_bits(keys: list[Any]) -> Control:
         if int(bits.group(1)) < 2048:
             weak.append(name)
     return cat.RSPAMD_DKIM_BITS.judge(FAIL if weak else PASS, "; ".join(seen))
+
+
+def percentile(values: list[float], percent: int) -> float:
+    """Nearest-rank percentile: the smallest value at least `percent` % of the values do not exceed."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(percent / 100 * len(ordered)) - 1, 0)]
+
+
+def rspamd_scan_time(stat: dict[str, Any]) -> Control:
+    """`stat` holds what Rspamd's controller answered to GET /stat: its HTTP status and the scan time ring."""
+    if stat.get("status") != 200:
+        return cat.RSPAMD_SCAN_TIME.judge(ERROR, f"Rspamd's controller did not answer /stat (HTTP "
+                                                 f"{stat.get('status', '?')}): {str(stat.get('msg') or '')[:200]}")
+    # The ring has a slot for each of the last 31 scans; slots no scan has filled yet are null.
+    times = [float(t) for t in stat.get("scan_times") or [] if t is not None]
+    # Rspamd keeps its message count across restarts, the ring only in memory.
+    since = f"Rspamd up {_age(float(stat.get('uptime') or 0))}, {stat.get('scanned')} messages scanned in all"
+    if not times:
+        # Every deploy that changes Rspamd's configuration restarts it: an empty ring is no finding.
+        return cat.RSPAMD_SCAN_TIME.judge(PASS, f"no scan since Rspamd started ({since})")
+    p50, p90, p99 = (percentile(times, percent) for percent in SCAN_TIME_PERCENTILES)
+    status = FAIL if p90 > SCAN_TIME_FAIL_SECONDS else WARN if p90 > SCAN_TIME_WARN_SECONDS else PASS
+    return cat.RSPAMD_SCAN_TIME.judge(status, f"p50 {p50:.3f} s, p90 {p90:.3f} s, p99 {p99:.3f} s over "
+                                              f"{len(times)} recent scan{'s' if len(times) != 1 else ''} ({since})")
 
 
 def _service(services: dict[str, Any], name: str) -> tuple[str, str]:

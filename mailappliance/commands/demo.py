@@ -33,7 +33,8 @@ def demo(app: AppContext, recreate: bool) -> None:
     created = not site_file.exists()
     if created:
         create_site(StarterAnswers(name=SITE_NAME, domains=(DOMAIN,), hostname=HOSTNAME, address=CONTAINER,
-                                   connection="podman", network_checks=False), app.inventory_root, app.write_inventory)
+                                   connection="podman", network_checks=False, air_gapped=True),
+                    app.inventory_root, app.write_inventory)
     site = app.load(SITE_NAME)
     if site.host.connection != "podman" or site.host.address != CONTAINER:
         raise UserError(f"{site_file}: host: must be {{connection: podman, address: {CONTAINER}}} for the demo; "

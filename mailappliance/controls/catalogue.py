@@ -29,6 +29,9 @@ RFC5321_MX = "RFC 5321 section 5.1 (locating the target host)"
 RFC4033 = "RFC 4033 (DNS security introduction and requirements)"
 RFC6840 = "RFC 6840 section 5.7 (DNSSEC: setting the AD bit on queries)"
 RFC9110 = "RFC 9110 (HTTP semantics)"
+RFC5321_TIMEOUTS = "RFC 5321 section 4.5.3.2 (SMTP timeouts)"
+RFC5321_RETRY = "RFC 5321 section 4.5.4.1 (sending strategy: retry for 4-5 days, then give up)"
+QSHAPE = "Postfix QSHAPE_README (diagnosing mail queue congestion)"
 
 # Where a control's evidence comes from; the HTML report groups controls in this order.
 DNS, PROBE, HOST, AUDIT = "dns", "probe", "host", "audit"
@@ -115,6 +118,15 @@ POSTFIX_SMUGGLING = Spec(
     "POSTFIX-SMUGGLING", "Port 25 ends DATA only on CRLF.CRLF, so no second message can be smuggled in",
     "medium", "Set smtpd_forbid_bare_newline = normalize and smtpd_forbid_bare_newline_exclusions = $mynetworks "
     "(redeploy restores them).", ("CVE-2023-51764 (SMTP smuggling)", "RFC 5321 section 4.1.1.4 (DATA)"), HOST)
+POSTFIX_QUEUE_AGE = Spec(
+    "POSTFIX-QUEUE-AGE", "No mail lingers in a Postfix queue (maildrop, incoming, active: warn after 30 min, fail "
+    "after 2 h; deferred: warn after 1 day, fail after 4; hold: warn after 1 day)", "medium",
+    "Mail leaves maildrop, incoming and active within seconds, so one old message there means a stuck queue "
+    "manager, pickup or delivery agent: check `postqueue -p`, `journalctl -u postfix@-` and HOST-SERVICES. "
+    "Deferred mail is retried for maximal_queue_lifetime (5 days on Debian) and then bounced, so after 4 days "
+    "the sender is about to lose it: read the delay reason (`postcat -q ID`) and fix the route, DNS or "
+    "destination. Held mail waits for an administrator: `postsuper -H ID` releases it, `postsuper -d ID` "
+    "drops it.", (RFC5321_RETRY, QSHAPE), HOST)
 DOVECOT_TLS = Spec(
     "DOVECOT-TLS", "Dovecot requires TLS 1.2 or newer", "high",
     "Set ssl = required and ssl_min_protocol = TLSv1.2 (redeploy restores them).",
@@ -134,6 +146,16 @@ RSPAMD_DKIM_BITS = Spec(
     "RSPAMD-DKIM-BITS", "Every DKIM signing key is RSA of at least 2048 bits (or Ed25519)", "high",
     "Generate a 2048-bit key for the domain (remove the old key file and redeploy), then publish its record.",
     (RFC6376, RFC8301, NIST, BSI), HOST)
+RSPAMD_SCAN_TIME = Spec(
+    "RSPAMD-SCAN-TIME", "Rspamd scans mail quickly (90th percentile of recent scans: warn over 2 s, fail over 10 s)",
+    "medium",
+    "A healthy scan takes tens to hundreds of milliseconds, since every check is local or a cached DNS answer; a "
+    "slow one waits, nearly always on DNS (an unanswered lookup costs Rspamd's DNS timeout, 1 s by default, for "
+    "each of up to 5 retransmits), else on clamd or Redis. Over 2 s for one scan in ten means lookups time out; over 10 s the "
+    "sending client waits that long after DATA, each waiting scan holds an smtpd process, and scans nearing "
+    "task_timeout (60 s) are deferred. Check the resolver Rspamd uses (`rspamadm configdump options`, "
+    "/etc/resolv.conf), the `dns req` and `time` of the scans in `journalctl -u rspamd`, and clamd and Redis.",
+    (RFC5321_TIMEOUTS,), HOST)
 CLAMAV_RUNNING = Spec(
     "CLAMAV-RUNNING", "clamd is running", "high",
     "Start clamav-daemon (`systemctl start clamav-daemon`) and check its journal; redeploy.", (NIST,), HOST)

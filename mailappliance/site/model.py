@@ -128,6 +128,11 @@ class Dns:
     # The appliance's public addresses; "" when unknown. ipv4/ipv6 default to host.address when it is an IP.
     ipv4: str = ""
     ipv6: str = ""
+    # The appliance's own resolver (Unbound): the resolvers it forwards every query to, or () to resolve from the
+    # root servers itself; whether it validates DNSSEC; and whether it may reach no resolver beyond these at all.
+    resolvers: tuple[str, ...] = ()
+    dnssec_validation: bool = True
+    air_gapped: bool = False
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ class ActionModule(PreviewAction):
             spec[key] = format(value, "04o") if key == "mode" and isinstance(value, int) else str(value)
         if entry.get("validate"):
             spec["validate"] = str(entry["validate"])
+        if entry.get("unsafe_writes"):
+            spec["unsafe_writes"] = True
         return spec
 
 

@@ -49,6 +49,13 @@ options:
         description: The content holds secrets; no diff shows it and a failed validation's output is left out.
         type: bool
         default: false
+      unsafe_writes:
+        description:
+          - When I(dest) cannot be renamed over because it is a mount point (EBUSY, as /etc/resolv.conf in a
+            container), write it in place instead, as ansible.builtin.copy's unsafe_writes does. A reader may
+            then see a half-written file for a moment.
+        type: bool
+        default: false
   diff_max_size:
     description: Files larger than this many bytes get no content diff, as Ansible's max_file_size_for_diff.
     type: int
@@ -75,6 +82,7 @@ results:
 """
 
 import base64
+import errno
 import grp
 import os
 import pwd
@@ -175,8 +183,9 @@ def fill(handle: int, content: bytes, uid: int, gid: int, mode: int) -> None:
         stream.write(content)
 
 
-def replace(dest: str, content: bytes, uid: int, gid: int, mode: int) -> None:
-    """Write `content` to a temporary file in the folder of `dest` and rename it over `dest`."""
+def replace(dest: str, content: bytes, uid: int, gid: int, mode: int, unsafe_writes: bool = False) -> None:
+    """Write `content` to a temporary file in the folder of `dest` and rename it over `dest`; with
+    `unsafe_writes`, write a `dest` that cannot be renamed over (a mount point) in place."""
     directory = os.path.dirname(dest)
     if not os.path.isdir(directory):
         raise FileError(f"Destination directory {directory} does not exist")
@@ -184,6 +193,11 @@ def replace(dest: str, content: bytes, uid: int, gid: int, mode: int) -> None:
     try:
         fill(handle, content, uid, gid, mode)
         os.replace(temporary, dest)
+    except OSError as error:
+        os.unlink(temporary)
+        if not (unsafe_writes and error.errno == errno.EBUSY):
+            raise
+        fill(os.open(dest, os.O_WRONLY | os.O_TRUNC), content, uid, gid, mode)
     except BaseException:
         os.unlink(temporary)
         raise
@@ -224,7 +238,7 @@ def put_file(module: AnsibleModule, spec: dict[str, Any]) -> dict[str, Any]:
             uid, gid = user_id(spec["owner"]), group_id(spec["group"])
             if spec.get("validate"):
                 validate(module, spec, content, uid, gid, mode)
-            replace(dest, content, uid, gid, mode)
+            replace(dest, content, uid, gid, mode, spec["unsafe_writes"])
         return result
     uid, gid = user_id(spec["owner"]), group_id(spec["group"])
     if (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) != (mode, uid, gid):
@@ -271,6 +285,7 @@ def main() -> None:
                 "mode": {"type": "str", "required": True},
                 "validate": {"type": "str"},
                 "secret": {"type": "bool", "default": False},
+                "unsafe_writes": {"type": "bool", "default": False},
             }},
             "diff_max_size": {"type": "int", "default": 104448},
         },

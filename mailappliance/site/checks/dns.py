@@ -24,7 +24,9 @@ from mailappliance.site.model import (
 )
 from mailappliance.site.values import MAX_ADDRESS_LENGTH, MAX_SHORT_TEXT_LENGTH, is_email_address, show_value
 
-_DNS_KEYS = ("ttl", "dmarc_policy", "dmarc_rua", "tlsrpt_rua", "mta_sts_mode", "mta_sts_max_age", "ipv4", "ipv6")
+_DNS_KEYS = ("ttl", "dmarc_policy", "dmarc_rua", "tlsrpt_rua", "mta_sts_mode", "mta_sts_max_age", "ipv4", "ipv6",
+             "resolvers", "dnssec_validation", "air_gapped")
+MAX_RESOLVERS = 8
 
 
 def check_dns(checker: Checker, top: dict[str, Any], host: Host | None, admin_contact: str | None, domains: list[str],
@@ -61,11 +63,59 @@ def check_dns(checker: Checker, top: dict[str, Any], host: Host | None, admin_co
     addresses: dict[int, str | None] = {}
     for version in (4, 6):
         addresses[version] = _public_address(checker, data, version, host)
-    if not ok or ttl is None or max_age is None or None in reports.values() or None in addresses.values():
+    resolvers = _resolvers(checker, data.get("resolvers"))
+    switches: dict[str, bool | None] = {}
+    for key, default, meaning in (
+            ("dnssec_validation", True, "true (answers must prove themselves with DNSSEC where the zone is signed) or "
+                                        "false (the resolvers strip DNSSEC records)"),
+            ("air_gapped", False, "true (no query leaves for the internet: only the listed resolvers are asked, and "
+                                  "without any every name outside the appliance is answered \"does not exist\") "
+                                  "or false")):
+        value = data.get(key, default)
+        switches[key] = value if isinstance(value, bool) else None
+        if switches[key] is None:
+            checker.error(f"dns.{key}", f"{show_value(value)} is not true or false", f"use {meaning}")
+    if (not ok or ttl is None or max_age is None or None in reports.values() or None in addresses.values()
+            or resolvers is None or None in switches.values()):
         return None
     return Dns(ttl=ttl, dmarc_policy=policy, dmarc_rua=reports["dmarc_rua"] or "",
                tlsrpt_rua=reports["tlsrpt_rua"] or "", mta_sts_mode=mode, mta_sts_max_age=max_age,
-               ipv4=addresses[4] or "", ipv6=addresses[6] or "")
+               ipv4=addresses[4] or "", ipv6=addresses[6] or "", resolvers=resolvers,
+               dnssec_validation=bool(switches["dnssec_validation"]), air_gapped=bool(switches["air_gapped"]))
+
+
+def _resolvers(checker: Checker, value: Any) -> tuple[str, ...] | None:
+    """The resolvers Unbound forwards to: IP addresses, each once, at most MAX_RESOLVERS."""
+    fix = "list the IP addresses of your resolvers, e.g. [192.0.2.53, 2001:db8::53], or leave dns.resolvers out"
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        checker.error("dns.resolvers", f"expected a list, got {show_value(value)}", fix)
+        return None
+    if len(value) > MAX_RESOLVERS:
+        checker.error("dns.resolvers", f"lists {len(value)} resolvers", f"list at most {MAX_RESOLVERS}")
+        return None
+    found: list[str] = []
+    for index, item in enumerate(value):
+        where = f"dns.resolvers[{index}]"
+        text = checker.string(item, where, fix, MAX_SHORT_TEXT_LENGTH) if isinstance(item, str) else None
+        try:
+            address = ipaddress.ip_address(text) if text is not None and "%" not in text else None
+        except ValueError:
+            address = None
+        if address is None:
+            if text is not None or not isinstance(item, str):
+                checker.error(where, f"{show_value(item)} is not an IP address", fix)
+            continue
+        if address.is_loopback or address.is_unspecified or address.is_multicast:
+            checker.error(where, f"{address} is not a resolver the appliance can forward to (its own Unbound "
+                                 "listens on loopback)", fix)
+            continue
+        if str(address) in found:
+            checker.error(where, f"{address} is listed twice", "list each resolver once")
+            continue
+        found.append(str(address))
+    return tuple(found) if len(found) == len(value) else None
 
 
 def _report_address(checker: Checker, data: dict[str, Any], key: str, admin_contact: str | None, domains: list[str],
