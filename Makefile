@@ -23,7 +23,7 @@ IMAGE_CACHE ?=
 MOLECULE_INVENTORY_ROOT := build/molecule/inventories
 MOLECULE_FIXTURE := molecule/default/site/site.yml
 
-.PHONY: help deps host-deps venv image lint test-fast molecule test demo clean
+.PHONY: help deps host-deps venv image lint test-fast molecule test demo bench clean
 
 help:
 	@echo 'make deps       Debian packages (podman, runc, debootstrap, ...) and the Python venv in $(VENV)'
@@ -33,6 +33,7 @@ help:
 	@echo 'make molecule   render the fixture site and run `molecule test` (minutes)'
 	@echo 'make test       test-fast, then molecule'
 	@echo 'make demo       deploy a demo appliance into a local container'
+	@echo 'make bench      the appliance against raw Postfix, same loads, figures (~20 min; BENCH_QUICK=1: ~3 min)'
 	@echo 'make clean      remove build/, caches and the Molecule container'
 
 deps: host-deps venv
@@ -66,6 +67,10 @@ test: test-fast molecule
 
 demo: deps image
 	$(VENV_BIN)/mailappliance demo
+
+# Figures, never pass/fail; knobs are BENCH_* environment variables (docs/bench.md).
+bench: deps image
+	$(VENV_BIN)/python scripts/bench
 
 clean:
 	if command -v podman > /dev/null && podman container exists mail.alpha.test; then podman rm --force mail.alpha.test; fi

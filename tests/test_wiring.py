@@ -64,3 +64,22 @@ def test_render_playbook_refuses_to_run_without_the_preview_tag(site_dir: Path, 
     assert "render.yml only previews" in result.stdout
     # The guard play stopped the run before the imported deployment play began.
     assert "Provision the mail appliance" not in result.stdout
+
+
+def test_unbound_forwards_to_the_sites_resolvers_only(site_dir: Path, full_site: Path) -> None:
+    resolvers = json.dumps({"mailappliance__dns_resolvers": ["192.0.2.53", "2001:db8::53"]})
+    result = render(site_dir, "--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
+                    "-e", resolvers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    conf = (site_dir / "preview" / HOST / "etc/unbound/unbound.conf.d/mailappliance.conf").read_text()
+    assert "forward-zone:\n    name: \".\"\n    forward-first: no\n    forward-addr: 192.0.2.53\n" \
+           "    forward-addr: 2001:db8::53\n" in conf
+    assert 'module-config: "validator iterator"' in conf and 'local-zone: "." static' not in conf
+
+
+def test_unbound_refuses_a_forwarder_that_is_no_address(site_dir: Path, full_site: Path) -> None:
+    resolvers = json.dumps({"mailappliance__dns_resolvers": ["dns.example.com"]})
+    result = render(site_dir, "--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
+                    "-e", resolvers)
+    assert result.returncode != 0
+    assert "unbound__forwarders must list IP addresses (dns.example.com)" in result.stdout

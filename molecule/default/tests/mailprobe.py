@@ -1,5 +1,5 @@
 """Client side of the appliance tests: builds probe messages, talks SMTP/IMAP/TLS to the container the
-way an outside client does, looks into Maildirs and the Postfix queue through testinfra, checks DKIM."""
+way an outside client does, looks into mailboxes and the Postfix queue through testinfra, checks DKIM."""
 
 from __future__ import annotations
 
@@ -55,9 +55,10 @@ def outside_sender(token: str) -> str:
     return f"{token}@outside.test"
 
 
-def maildir(address: str) -> str:
+def mailbox_dir(address: str) -> str:
+    """Where Dovecot keeps a mailbox (single-dbox: one file u.<UID> per message)."""
     local, domain = address.split("@")
-    return f"{VMAIL_ROOT}/{domain}/{local}/Maildir"
+    return f"{VMAIL_ROOT}/{domain}/{local}/sdbox"
 
 
 def build_message(
@@ -309,17 +310,25 @@ def wait_for_port(ip: str, port: int, timeout: float = 120.0) -> bool:
 
 
 def find_messages(host: Any, token: str, root: str = VMAIL_ROOT) -> list[str]:
-    """Message files under `root` (only Maildir cur/ and new/, not Dovecot's caches) containing `token`."""
-    out = host.run(
-        "find %s -type f \\( -path '*/new/*' -o -path '*/cur/*' \\) -exec grep -lF -e %s {} +",
-        root,
-        token,
-    )
+    """Message files under `root` (only sdbox's dbox-Mails/u.<UID>, not Dovecot's indexes) containing `token`."""
+    out = host.run("find %s -type f -path '*/dbox-Mails/u.*' -exec grep -lF -e %s {} +", root, token)
     return sorted(line for line in out.stdout.splitlines() if line.strip())
 
 
 def wait_for_messages(host: Any, token: str, root: str = VMAIL_ROOT, timeout: float = DELIVERY_TIMEOUT) -> list[str]:
     return wait_until(lambda: find_messages(host, token, root), timeout, interval=2.0)
+
+
+def message_bytes(host: Any, path: str) -> bytes:
+    """The message stored in the sdbox file `path` as Dovecot hands it out (without the dbox framing), through
+    doveadm fetch: <home>/sdbox/mailboxes/<mailbox>/dbox-Mails/u.<UID> of <local>@<domain>."""
+    relative = path[len(VMAIL_ROOT) + 1:]
+    domain, local, _, _, rest = relative.split("/", 4)
+    mailbox, _, name = rest.rpartition("/dbox-Mails/")
+    out = host.run("doveadm fetch -u %s text mailbox %s uid %s | base64 -w0", f"{local}@{domain}", mailbox,
+                   name.removeprefix("u."))
+    assert out.rc == 0, f"cannot fetch {path}: {out.stderr}"
+    return base64.b64decode(out.stdout.strip()).removeprefix(b"text:\n")
 
 
 def read_bytes(host: Any, path: str) -> bytes:

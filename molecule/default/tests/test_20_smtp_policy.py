@@ -16,7 +16,7 @@ from mailprobe import (
     build_message,
     ehlo_keywords,
     find_messages,
-    maildir,
+    mailbox_dir,
     new_token,
     outside_sender,
     queued_from,
@@ -74,7 +74,7 @@ def test_authenticated_user_can_send_as_own_alias(host, appliance):
     sender = "sales@alpha.test"
     out = appliance.submit(ALICE, sender, BOB, token)
     assert out.accepted, str(out)
-    assert wait_for_messages(host, token, maildir(BOB)), f"message from {sender} never reached {BOB}"
+    assert wait_for_messages(host, token, mailbox_dir(BOB)), f"message from {sender} never reached {BOB}"
 
 
 @pytest.mark.parametrize("sender", ["postmaster@alpha.test", "alice@alpha.test", "nobody@beta.test"])
@@ -92,7 +92,7 @@ def test_the_host_itself_may_use_a_hosted_sender_on_port_25(host):
     )
     out = host.run("python3 -c %s", script)
     assert out.rc == 0, f"the host's own SMTP client was refused: {out.stderr}"
-    assert wait_for_messages(host, token, maildir(ALICE)), "mail the host sent to itself never arrived"
+    assert wait_for_messages(host, token, mailbox_dir(ALICE)), "mail the host sent to itself never arrived"
 
 
 def _reply(conn: socket.socket) -> bytes:
@@ -133,9 +133,9 @@ def test_smtp_smuggling_yields_one_message(host, appliance, log_allowances, end)
             replies = _reply(conn)
             conn.sendall(b"QUIT\r\n")
             replies += _reply(conn)
-    delivered = wait_for_messages(host, token, maildir(ALICE))
+    delivered = wait_for_messages(host, token, mailbox_dir(ALICE))
     assert len(delivered) == 1, f"expected the first message once, found {delivered}; replies: {replies!r}"
-    assert find_messages(host, forged, maildir(ALICE)) == delivered, (
+    assert find_messages(host, forged, mailbox_dir(ALICE)) == delivered, (
         f"the smuggled message was delivered on its own; replies: {replies!r}"
     )
     assert not queued_from(host, outside_sender(forged)), "the smuggled message is waiting in the queue"

@@ -16,7 +16,7 @@ from mailprobe import (
     find_messages,
     imap_fetch_by_subject,
     insecure_context,
-    maildir,
+    mailbox_dir,
     new_token,
     outside_sender,
     smtp_transaction,
@@ -33,8 +33,8 @@ def deliver_from_outside(appliance, recipient: str, token: str) -> None:
 def test_inbound_mail_lands_in_maildir_and_is_readable_over_imaps(host, appliance):
     token = new_token()
     deliver_from_outside(appliance, ALICE, token)
-    files = wait_for_messages(host, token, maildir(ALICE))
-    assert len(files) == 1, f"expected one message in {maildir(ALICE)}, found {files}"
+    files = wait_for_messages(host, token, mailbox_dir(ALICE))
+    assert len(files) == 1, f"expected one message in {mailbox_dir(ALICE)}, found {files}"
     fetched = imap_fetch_by_subject(appliance.ip, ALICE, appliance.password(ALICE), token)
     assert fetched is not None, f"IMAP SEARCH SUBJECT {token} found nothing in {ALICE}'s INBOX"
     assert f"Subject: {token}".encode() in fetched
@@ -56,10 +56,10 @@ def test_alias_and_catch_all_deliver(host, appliance, local_part, mailbox):
     recipient = f"{local_part or 'random-' + uuid.uuid4().hex[:12]}@alpha.test"
     token = new_token()
     deliver_from_outside(appliance, recipient, token)
-    files = wait_for_messages(host, token, maildir(mailbox))
+    files = wait_for_messages(host, token, mailbox_dir(mailbox))
     assert (
         len(files) == 1
-    ), f"mail to {recipient} not in {maildir(mailbox)}; found anywhere: {find_messages(host, token)}"
+    ), f"mail to {recipient} not in {mailbox_dir(mailbox)}; found anywhere: {find_messages(host, token)}"
 
 
 @pytest.mark.parametrize(
@@ -68,5 +68,5 @@ def test_alias_and_catch_all_deliver(host, appliance, local_part, mailbox):
 def test_role_addresses_reach_the_admin_contact(host, appliance, recipient):
     token = new_token()
     deliver_from_outside(appliance, recipient, token)
-    files = wait_for_messages(host, token, maildir(ADMIN))
-    assert len(files) == 1, f"mail to {recipient} not in {maildir(ADMIN)}; found anywhere: {find_messages(host, token)}"
+    files = wait_for_messages(host, token, mailbox_dir(ADMIN))
+    assert len(files) == 1, f"mail to {recipient} not in {mailbox_dir(ADMIN)}; found anywhere: {find_messages(host, token)}"

@@ -13,7 +13,8 @@ from mailprobe import (
     dkim_signature_tags,
     dkim_txt_from_private_key,
     dkim_txt_from_zone_snippet,
-    maildir,
+    mailbox_dir,
+    message_bytes,
     new_token,
     read_bytes,
     wait_for_messages,
@@ -39,9 +40,9 @@ def test_submitted_mail_carries_a_valid_dkim_signature(host, appliance):
     token = new_token()
     out = appliance.submit(ALICE, ALICE, BOB, token)
     assert out.accepted, str(out)
-    files = wait_for_messages(host, token, maildir(BOB))
-    assert len(files) == 1, f"expected one message in {maildir(BOB)}, found {files}"
-    raw = read_bytes(host, files[0])
+    files = wait_for_messages(host, token, mailbox_dir(BOB))
+    assert len(files) == 1, f"expected one message in {mailbox_dir(BOB)}, found {files}"
+    raw = message_bytes(host, files[0])
     signatures = dkim_signature_tags(raw)
     assert any(
         s.get("d") == "alpha.test" and s.get("s") == SELECTOR for s in signatures

@@ -5,14 +5,13 @@ Runs after the delivery tests because it fills tiny@beta.test; it empties it aga
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from mailprobe import (
     TINY,
     build_message,
     find_messages,
-    maildir,
+    mailbox_dir,
     new_token,
     outside_sender,
     smtp_transaction,
@@ -33,17 +32,18 @@ def test_over_quota_mailbox_refuses_mail_with_552(host, appliance):
     first = new_token()
     out = send(appliance, first)
     assert out.accepted, f"mail to an empty {TINY}: {out}"
-    assert wait_for_messages(host, first, maildir(TINY)), f"first message never reached {maildir(TINY)}"
+    assert wait_for_messages(host, first, mailbox_dir(TINY)), f"first message never reached {mailbox_dir(TINY)}"
 
-    filler = f"{maildir(TINY)}/cur/{int(time.time())}.M0P0.filler-{uuid.uuid4().hex}:2,S"
+    # The filler goes in through doveadm save with the quota switched off for that one command, then the quota
+    # is counted again, as if the mailbox had filled up over time.
+    filler = f"filler-{uuid.uuid4().hex}"
     try:
         fill = host.run(
-            "{ printf 'Subject: filler\\n\\n'; yes 'filler line to push the mailbox past its quota' | head -c %s; }"
-            " > %s && chown --reference=%s %s && doveadm quota recalc -u %s",
+            "{ printf 'Subject: %s\\n\\n'; yes 'filler line to push the mailbox past its quota' | head -c %s; }"
+            " | doveadm -o plugin/quota= save -u %s -m INBOX && doveadm quota recalc -u %s",
+            filler,
             str(FILLER_BYTES),
-            filler,
-            maildir(TINY),
-            filler,
+            TINY,
             TINY,
         )
         assert fill.rc == 0, f"could not fill {TINY}: {fill.stderr}"
@@ -54,4 +54,5 @@ def test_over_quota_mailbox_refuses_mail_with_552(host, appliance):
         assert out.stage in ("rcpt", "data") and out.code == 552 and "5.2.2" in out.text, f"{out}\n{usage}"
         assert find_messages(host, second) == [], "mail for a full mailbox was stored"
     finally:
-        host.run("rm -f -- %s && doveadm quota recalc -u %s", filler, TINY)
+        host.run("doveadm expunge -u %s mailbox INBOX header subject %s && doveadm quota recalc -u %s",
+                 TINY, filler, TINY)

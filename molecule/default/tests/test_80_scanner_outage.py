@@ -16,7 +16,7 @@ from mailprobe import (
     attachment_message,
     build_message,
     find_messages,
-    maildir,
+    mailbox_dir,
     new_token,
     outside_sender,
     queued_from,
@@ -53,11 +53,11 @@ def stopped(host, units: list[str], port: int) -> Iterator[None]:
 
 def settled_count(host, token: str, mailbox: str, sender: str) -> int:
     """Once the message arrived and nothing from `sender` is left in the queue, how often it is there."""
-    assert wait_for_messages(host, token, maildir(mailbox)), f"{token} never reached {mailbox}"
+    assert wait_for_messages(host, token, mailbox_dir(mailbox)), f"{token} never reached {mailbox}"
     assert wait_until(
         lambda: not queued_from(host, sender), 120, interval=2.0
     ), f"mail from {sender} still queued: {queued_from(host, sender)}"
-    return len(find_messages(host, token, maildir(mailbox)))
+    return len(find_messages(host, token, mailbox_dir(mailbox)))
 
 
 def test_smtp_gets_4xx_while_rspamd_is_down_and_resent_mail_arrives_once(host, appliance, log_allowances):
