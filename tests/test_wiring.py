@@ -5,41 +5,30 @@ render playbook refuses to run as a deployment. Each case runs ansible-playbook 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from clirunner import run_cli
 from conftest import PROJECT_DIR
+from test_preview_action import HOST, inventory, run_playbook
 
-BIN = Path(sys.executable).parent
-HOST = "mail.alpha.test"
 # What a second role (the archive's milter, say) would export beside Rspamd's milter settings.
 SECOND_EXPORT = [{"name": "smtpd_proxy_timeout", "value": "120s", "comment": "Set by a second role."},
                  {"name": "header_checks", "value": ["pcre:/etc/postfix/a", "pcre:/etc/postfix/b"]}]
 
 
 def render(site_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    assert run_cli("render", "site.yml", "--no-preview").exit_code == 0
-    inventory = site_dir / "inventories/molecule"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               PATH=os.pathsep.join([str(BIN), os.environ.get("PATH", os.defpath)]))
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), "--vault-password-file",
-         str(inventory / ".vault-pass"), str(PROJECT_DIR / "playbooks/render.yml"), *extra],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+    return run_playbook(PROJECT_DIR / "playbooks/render.yml", inventory(site_dir), PROJECT_DIR / "roles", *extra)
 
 
-def preview_args(site_dir: Path, dependent: str) -> list[str]:
+def preview_args(site_dir: Path, **variables: object) -> list[str]:
+    """A preview run as `mailappliance render` makes it, with `variables` as extra variables on top."""
     return ["--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
-            "-e", json.dumps({"postfix__dependent_maincf": dependent})]
+            "-e", json.dumps(variables)]
 
 
 def test_a_second_roles_postfix_settings_follow_rspamds_in_main_cf(site_dir: Path, full_site: Path) -> None:
     dependent = "{{ rspamd__postfix__dependent_maincf + " + json.dumps(SECOND_EXPORT) + " }}"
-    result = render(site_dir, *preview_args(site_dir, dependent))
+    result = render(site_dir, *preview_args(site_dir, postfix__dependent_maincf=dependent))
     assert result.returncode == 0, result.stdout + result.stderr
     main_cf = (site_dir / "preview" / HOST / "etc/postfix/main.cf").read_text()
     section = ("milter_protocol = 6\n# Set by a second role.\nsmtpd_proxy_timeout = 120s\n"
@@ -50,8 +39,8 @@ def test_a_second_roles_postfix_settings_follow_rspamds_in_main_cf(site_dir: Pat
 
 def test_a_setting_two_roles_export_is_refused(site_dir: Path, full_site: Path) -> None:
     twice = [{"name": "milter_protocol", "value": 2}]
-    result = render(site_dir, *preview_args(site_dir, "{{ rspamd__postfix__dependent_maincf + "
-                                                      + json.dumps(twice) + " }}"))
+    dependent = "{{ rspamd__postfix__dependent_maincf + " + json.dumps(twice) + " }}"
+    result = render(site_dir, *preview_args(site_dir, postfix__dependent_maincf=dependent))
     assert result.returncode != 0
     assert "postfix__dependent_maincf: every entry needs a name and a value, and each name may come once" \
         in result.stdout
@@ -67,9 +56,7 @@ def test_render_playbook_refuses_to_run_without_the_preview_tag(site_dir: Path, 
 
 
 def test_unbound_forwards_to_the_sites_resolvers_only(site_dir: Path, full_site: Path) -> None:
-    resolvers = json.dumps({"mailappliance__dns_resolvers": ["192.0.2.53", "2001:db8::53"]})
-    result = render(site_dir, "--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
-                    "-e", resolvers)
+    result = render(site_dir, *preview_args(site_dir, mailappliance__dns_resolvers=["192.0.2.53", "2001:db8::53"]))
     assert result.returncode == 0, result.stdout + result.stderr
     conf = (site_dir / "preview" / HOST / "etc/unbound/unbound.conf.d/mailappliance.conf").read_text()
     assert "forward-zone:\n    name: \".\"\n    forward-first: no\n    forward-addr: 192.0.2.53\n" \
@@ -78,8 +65,6 @@ def test_unbound_forwards_to_the_sites_resolvers_only(site_dir: Path, full_site:
 
 
 def test_unbound_refuses_a_forwarder_that_is_no_address(site_dir: Path, full_site: Path) -> None:
-    resolvers = json.dumps({"mailappliance__dns_resolvers": ["dns.example.com"]})
-    result = render(site_dir, "--tags", "preview", "-e", f"mailappliance__preview_dir={site_dir / 'preview'}",
-                    "-e", resolvers)
+    result = render(site_dir, *preview_args(site_dir, mailappliance__dns_resolvers=["dns.example.com"]))
     assert result.returncode != 0
     assert "unbound__forwarders must list IP addresses (dns.example.com)" in result.stdout

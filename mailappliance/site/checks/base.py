@@ -8,6 +8,7 @@ import ipaddress
 import math
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from mailappliance.errors import is_unsafe_char
@@ -180,38 +181,52 @@ class Checker:
             return None
         return file
 
-    def networks(self, value: Any, where: str, fix: str) -> tuple[str, ...] | None:
-        """A list of IP addresses or CIDR networks, in canonical form (e.g. 192.0.2.0/24)."""
+    def ip_list(self, value: Any, where: str, fix: str, most: tuple[int, str, str],
+                parse: Callable[[str, Any], str | None]) -> tuple[str, ...] | None:
+        """A list of at most most[0] entries (most[1] names them, most[2] is the fix for too many); `parse` checks
+        one entry at its path and returns its canonical text, or None after reporting what is wrong."""
         if value is None:
             return ()
         if not isinstance(value, list):
             self.error(where, f"expected a list, got {show_value(value)}", fix)
             return None
-        if len(value) > MAX_NETWORKS:
-            self.error(where, f"lists {len(value)} networks", f"list at most {MAX_NETWORKS}; use wider prefixes")
+        limit, noun, fewer = most
+        if len(value) > limit:
+            self.error(where, f"lists {len(value)} {noun}", fewer)
             return None
-        result: list[str] = []
-        for index, item in enumerate(value):
-            item_where = join(where, index)
-            text = self.string(item, item_where, fix, MAX_SHORT_TEXT_LENGTH) if isinstance(item, str) else None
-            if not isinstance(item, str):
-                self.error(item_where, f"{show_value(item)} is not an address or network", fix)
+        result = [parse(join(where, index), item) for index, item in enumerate(value)]
+        return tuple(entry for entry in result if entry is not None) if None not in result else None
+
+    def ip_text(self, item: Any, where: str, fix: str, what: str) -> str | None:
+        """An entry of an address list as text: a string the site model accepts, without an IPv6 zone index
+        (fe80::1%eth0), which no file the appliance writes can use; None after reporting `item` is not `what`."""
+        if not isinstance(item, str):
+            self.error(where, f"{show_value(item)} is not {what}", fix)
+            return None
+        text = self.string(item, where, fix, MAX_SHORT_TEXT_LENGTH)
+        return text if text is None or "%" not in text else ""
+
+    def networks(self, value: Any, where: str, fix: str) -> tuple[str, ...] | None:
+        """A list of IP addresses or CIDR networks, in canonical form (e.g. 192.0.2.0/24)."""
+        def parse(item_where: str, item: Any) -> str | None:
+            text = self.ip_text(item, item_where, fix, "an address or network")
             if text is None:
-                continue
+                return None
             try:
-                network = ipaddress.ip_network(text, strict=False) if "%" not in text else None
+                network = ipaddress.ip_network(text, strict=False) if text else None
             except ValueError:
                 network = None
             if network is None:
                 self.error(item_where, f"{show_value(item)} is not an IP address or network",
                            "write an address (192.0.2.50, 2001:db8::50) or a network (192.0.2.0/24)")
-                continue
+                return None
             if network.prefixlen == 0:
                 self.error(item_where, f"{show_value(item)} is every address",
                            "name the hosts or networks you mean; the whole internet cannot be trusted")
-                continue
-            result.append(str(network))
-        return tuple(result) if len(result) == len(value) else None
+                return None
+            return str(network)
+        return self.ip_list(value, where, fix, (MAX_NETWORKS, "networks",
+                                                f"list at most {MAX_NETWORKS}; use wider prefixes"), parse)
 
     def whole_number(self, data: dict[str, Any], key: str, path: str, default: int, bounds: tuple[int, int],
                      what: str) -> int | None:

@@ -87,35 +87,31 @@ def check_dns(checker: Checker, top: dict[str, Any], host: Host | None, admin_co
 def _resolvers(checker: Checker, value: Any) -> tuple[str, ...] | None:
     """The resolvers Unbound forwards to: IP addresses, each once, at most MAX_RESOLVERS."""
     fix = "list the IP addresses of your resolvers, e.g. [192.0.2.53, 2001:db8::53], or leave dns.resolvers out"
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        checker.error("dns.resolvers", f"expected a list, got {show_value(value)}", fix)
-        return None
-    if len(value) > MAX_RESOLVERS:
-        checker.error("dns.resolvers", f"lists {len(value)} resolvers", f"list at most {MAX_RESOLVERS}")
-        return None
     found: list[str] = []
-    for index, item in enumerate(value):
-        where = f"dns.resolvers[{index}]"
-        text = checker.string(item, where, fix, MAX_SHORT_TEXT_LENGTH) if isinstance(item, str) else None
+
+    def parse(where: str, item: Any) -> str | None:
+        text = checker.ip_text(item, where, fix, "an IP address")
+        if text is None:
+            return None
         try:
-            address = ipaddress.ip_address(text) if text is not None and "%" not in text else None
+            address = ipaddress.ip_address(text) if text else None
         except ValueError:
             address = None
         if address is None:
-            if text is not None or not isinstance(item, str):
-                checker.error(where, f"{show_value(item)} is not an IP address", fix)
-            continue
+            checker.error(where, f"{show_value(item)} is not an IP address", fix)
+            return None
         if address.is_loopback or address.is_unspecified or address.is_multicast:
             checker.error(where, f"{address} is not a resolver the appliance can forward to (its own Unbound "
                                  "listens on loopback)", fix)
-            continue
+            return None
         if str(address) in found:
             checker.error(where, f"{address} is listed twice", "list each resolver once")
-            continue
+            return None
         found.append(str(address))
-    return tuple(found) if len(found) == len(value) else None
+        return str(address)
+
+    return checker.ip_list(value, "dns.resolvers", fix, (MAX_RESOLVERS, "resolvers", f"list at most {MAX_RESOLVERS}"),
+                           parse)
 
 
 def _report_address(checker: Checker, data: dict[str, Any], key: str, admin_contact: str | None, domains: list[str],
