@@ -12,7 +12,7 @@ import click
 from mailappliance import project, runner
 from mailappliance.dns.plan import Plan, build_plan
 from mailappliance.errors import UserError
-from mailappliance.inventory import InventoryResult, inventory_paths, write_inventory
+from mailappliance.inventory import CARRIER_PASSWORDS, InventoryResult, inventory_paths, write_inventory
 from mailappliance.site import Site, load_site, resolve_site_file
 
 
@@ -39,11 +39,14 @@ class AppContext:
             click.echo(f"wrote {path}")
         if not result.written:
             click.echo(f"inventory {result.paths.directory} is up to date")
-        if result.new_passwords:
-            click.echo(f"New mailbox passwords (shown once; kept encrypted in {result.paths.vault}):")
-            width = max(len(address) for address in result.new_passwords)
-            for address, password in result.new_passwords.items():
-                click.echo(f"  {address:<{width}}  {password}")
+        _echo_passwords(f"New mailbox passwords (shown once; kept encrypted in {result.paths.vault}):",
+                        result.new_passwords)
+        _echo_passwords("New sending account passwords (the account's name is its SMTP login; shown once; kept "
+                        f"encrypted in {result.paths.vault}):", result.new_account_passwords)
+        for carrier in result.missing_carrier_passwords:
+            click.echo(f"Carrier {carrier} logs in to its relay, but the vault holds no password for it yet: add it "
+                       f"as {CARRIER_PASSWORDS}.{carrier} with `ansible-vault edit --vault-password-file "
+                       f"{result.paths.vault_password} {result.paths.vault}` before deploying")
         return result
 
     def preview_dir(self, site: Site) -> Path:
@@ -76,3 +79,12 @@ class AppContext:
                                 extravars={"mailappliance__preview_dir": str(preview.resolve())})
         runner.raise_for_failure(run, "render")
         return sorted(path for path in preview.rglob("*") if path.is_file())
+
+
+def _echo_passwords(heading: str, passwords: dict[str, str]) -> None:
+    if not passwords:
+        return
+    click.echo(heading)
+    width = max(len(login) for login in passwords)
+    for login, password in passwords.items():
+        click.echo(f"  {login:<{width}}  {password}")

@@ -1,7 +1,8 @@
 """The inventory writer: turn a validated site into <inventory-root>/<site>/ for Ansible.
 
 Writes hosts.yml, group_vars/all/site.yml (plain) and group_vars/all/vault.yml (ansible-vault, with the
-mailbox passwords and their Dovecot hashes, and the Rspamd controller and Redis passwords). Output is
+mailbox passwords and their Dovecot hashes, the Rspamd controller and Redis passwords, and for an outbound:
+section the sending accounts' passwords and hashes and the relay passwords the operator put there). Output is
 deterministic and files are only rewritten when their content changes, so re-rendering an unchanged site
 touches nothing.
 """
@@ -17,10 +18,11 @@ from typing import Any
 import yaml
 
 from mailappliance import vault
-from mailappliance.errors import UserError
+from mailappliance.errors import UserError, is_unsafe_char
 from mailappliance.files import write_if_changed
-from mailappliance.site import Site
+from mailappliance.site import CATCH_ALL_DOMAINS, IMPLICIT_TLS_PORT, Carrier, Outbound, Site
 from mailappliance.site.mta_sts import site_mta_sts_policy
+from mailappliance.site.values import describe_char
 
 GROUP = "mailappliance"
 # plugins/connection/mailappliance_podman.py: containers.podman.podman with pipelining, one podman exec a module.
@@ -36,6 +38,14 @@ RSPAMD_CONTROLLER_PASSWORD_HASH = "mailappliance__rspamd_controller_password_has
 REDIS_PASSWORD = "mailappliance__redis_password"
 FINGERPRINT_KEY = "_mailappliance__hash_fingerprint_key"
 MAILBOX_HASH_FINGERPRINTS = "_mailappliance__mailbox_password_hash_fingerprints"
+# Only for a site with an outbound: section. Account passwords are generated like mailbox passwords; a relay's
+# password comes from its provider, and the operator sets it with ansible-vault edit (never in the site file).
+ACCOUNT_PASSWORDS = "mailappliance__outbound_account_passwords"
+ACCOUNT_PASSWORD_HASHES = "mailappliance__outbound_account_password_hashes"
+CARRIER_PASSWORDS = "mailappliance__outbound_carrier_passwords"
+ACCOUNT_HASH_FINGERPRINTS = "_mailappliance__outbound_account_password_hash_fingerprints"
+# A relay password lands in Postfix's sasl_passwd table after "username:"; one line of printable text.
+MAX_CARRIER_PASSWORD_LENGTH = 256
 # What the rspamd role's preflight accepts; a hand-edited value outside it is replaced.
 _REDIS_PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9]{16,}")
 
@@ -68,13 +78,31 @@ class InventoryPaths:
         return self.directory / PUBLISHED_DIR
 
 
+@dataclass(frozen=True)
+class _LoginVariables:
+    """The vault variables of one kind of login: passwords, their SHA512-CRYPT hashes and the hashes'
+    fingerprints, each a mapping by login name."""
+
+    passwords: str
+    hashes: str
+    fingerprints: str
+
+
+MAILBOX_LOGINS = _LoginVariables(MAILBOX_PASSWORDS, MAILBOX_PASSWORD_HASHES, MAILBOX_HASH_FINGERPRINTS)
+ACCOUNT_LOGINS = _LoginVariables(ACCOUNT_PASSWORDS, ACCOUNT_PASSWORD_HASHES, ACCOUNT_HASH_FINGERPRINTS)
+
+
 @dataclass
 class InventoryResult:
     paths: InventoryPaths
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
-    # Passwords generated in this run, by mailbox address: shown to the user once, then only in the vault.
+    # Passwords generated in this run, by mailbox address and by sending account name: shown to the user once,
+    # then only in the vault.
     new_passwords: dict[str, str] = field(default_factory=dict)
+    new_account_passwords: dict[str, str] = field(default_factory=dict)
+    # Relay carriers with a SASL username whose password the vault does not hold yet.
+    missing_carrier_passwords: list[str] = field(default_factory=list)
 
 
 def inventory_paths(site_name: str, inventory_root: Path) -> InventoryPaths:
@@ -86,14 +114,18 @@ def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
     paths = inventory_paths(site.name, inventory_root)
     password = vault.read_vault_password(paths.vault_password)
     old_secrets = _read_secrets(paths, password)
-    secrets, new_passwords = _vault_data(site, old_secrets)
+    secrets, new_logins = _vault_data(site, old_secrets, paths.vault)
     origin = os.path.relpath(site.path, paths.directory.resolve())
     files = {
         paths.hosts: (_header(origin) + _dump(hosts_data(site))).encode(),
         paths.site_vars: (_header(origin) + _dump(site_vars(site))).encode(),
     }
 
-    result = InventoryResult(paths=paths, new_passwords=new_passwords)
+    missing = [carrier.name for carrier in _sasl_carriers(site)
+               if carrier.name not in secrets.get(CARRIER_PASSWORDS, {})]
+    result = InventoryResult(paths=paths, new_passwords=new_logins[MAILBOX_LOGINS],
+                             new_account_passwords=new_logins.get(ACCOUNT_LOGINS, {}),
+                             missing_carrier_passwords=missing)
     if password is None:
         password = vault.create_vault_password(paths.vault_password)
     if secrets == old_secrets:
@@ -157,7 +189,63 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__dns_resolvers": list(site.dns.resolvers),
         "mailappliance__dns_dnssec_validation": site.dns.dnssec_validation,
         "mailappliance__dns_air_gapped": site.dns.air_gapped,
+        **(_outbound_vars(site.outbound, site.hostname) if site.outbound else {}),
     }
+
+
+def _outbound_vars(outbound: Outbound, hostname: str) -> dict[str, Any]:
+    """The outbound: section as plain lists, every default filled in, for the roles to iterate over.
+
+    Carriers name the built-in direct one even when the file does not. Routes are in file order, each channel
+    listed (no "every channel" shorthand) and the implied catch-all last; their domains are Postfix transport(5)
+    keys: a name, ".example.de" for every name below example.de (the file's *.example.de), "*" for every domain.
+    Hosted domains are never listed, but ".parent" and "*" cover them too, so local delivery must come first.
+    The staff channel is the appliance's own Postfix instance and not among the channels."""
+    return {
+        "mailappliance__outbound_carriers": [_carrier_vars(carrier, hostname) for carrier in outbound.carriers],
+        "mailappliance__outbound_routes": [
+            {"domains": [_transport_key(pattern) for pattern in route.domains], "channels": list(route.channels),
+             "carriers": list(route.carriers)}
+            for route in outbound.routes
+        ],
+        "mailappliance__outbound_channels": [
+            {"name": c.name, "dkim_selector": c.dkim_selector, "signing_domain": c.signing_domain,
+             "bounce_domain": c.bounce_domain, "submission_port": c.submission_port, "process_limit": c.process_limit}
+            for c in outbound.channels
+        ],
+        "mailappliance__outbound_accounts": [
+            {"name": a.name, "channel": a.channel, "senders": list(a.senders), "daily_quota": a.daily_quota,
+             "rate_per_minute": a.rate_per_minute}
+            for a in outbound.accounts
+        ],
+    }
+
+
+def _carrier_vars(carrier: Carrier, hostname: str) -> dict[str, Any]:
+    relay = carrier.type == "relay"
+    return {
+        "name": carrier.name,
+        "type": carrier.type,
+        "host": carrier.host,
+        "port": carrier.port,
+        # Postfix's next hop for a relay: brackets turn off MX lookups (and hold an IPv6 address as they are).
+        "nexthop": f"[{carrier.host}]:{carrier.port}" if relay else "",
+        "tls": carrier.tls,
+        "implicit_tls": relay and carrier.port == IMPLICIT_TLS_PORT,
+        "username": carrier.username,
+        "source_address": carrier.source_address,
+        "helo_name": carrier.helo_name or hostname,
+        "limits": {"concurrency_per_destination": carrier.limits.concurrency_per_destination,
+                   "messages_per_minute": carrier.limits.messages_per_minute},
+    }
+
+
+def _transport_key(pattern: str) -> str:
+    return pattern if pattern == CATCH_ALL_DOMAINS else pattern.replace("*.", ".", 1)
+
+
+def _sasl_carriers(site: Site) -> list[Carrier]:
+    return [carrier for carrier in site.outbound.carriers if carrier.username] if site.outbound else []
 
 
 def _read_secrets(paths: InventoryPaths, password: bytes | None) -> dict[str, Any]:
@@ -177,12 +265,15 @@ def _read_secrets(paths: InventoryPaths, password: bytes | None) -> dict[str, An
     return data
 
 
-def _vault_data(site: Site, old: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The vault's variables, reusing every old secret that is still valid; also the new mailbox passwords."""
+def _vault_data(site: Site, old: dict[str, Any],
+                vault_path: Path) -> tuple[dict[str, Any], dict[_LoginVariables, dict[str, str]]]:
+    """The vault's variables, reusing every old secret that is still valid; also the passwords generated now, by
+    kind of login."""
     key = old.get(FINGERPRINT_KEY)
     if not _is_text(key):
         key = vault.new_fingerprint_key()
-    passwords, hashes, fingerprints, new_passwords = _mailbox_secrets(site, old, key)
+    passwords, hashes, fingerprints, new_passwords = _login_secrets([m.address for m in site.mailboxes], old,
+                                                                    MAILBOX_LOGINS, key)
     controller_password = old.get(RSPAMD_CONTROLLER_PASSWORD)
     if not _is_text(controller_password):
         controller_password = vault.new_password()
@@ -202,37 +293,75 @@ def _vault_data(site: Site, old: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         FINGERPRINT_KEY: key,
         MAILBOX_HASH_FINGERPRINTS: fingerprints,
     }
-    return data, new_passwords
+    new_logins = {MAILBOX_LOGINS: new_passwords}
+    if site.outbound is not None:
+        names = [account.name for account in site.outbound.accounts]
+        passwords, hashes, fingerprints, new_logins[ACCOUNT_LOGINS] = _login_secrets(names, old, ACCOUNT_LOGINS, key)
+        data |= {
+            ACCOUNT_PASSWORDS: passwords,
+            ACCOUNT_PASSWORD_HASHES: hashes,
+            CARRIER_PASSWORDS: _carrier_passwords(site, old, vault_path),
+            ACCOUNT_HASH_FINGERPRINTS: fingerprints,
+        }
+    return data, new_logins
 
 
-def _mailbox_secrets(
-    site: Site, old: dict[str, Any], key: str,
+def _carrier_passwords(site: Site, old: dict[str, Any], vault_path: Path) -> dict[str, str]:
+    """The relay passwords the operator set in the vault, of the carriers that still log in; each checked, since
+    it is written into a Postfix table line."""
+    old_passwords = _mapping(old.get(CARRIER_PASSWORDS))
+    kept: dict[str, str] = {}
+    errors = []
+    for carrier in _sasl_carriers(site):
+        password = old_passwords.get(carrier.name)
+        if password is None or password == "":
+            continue
+        where = f"{vault_path}: {CARRIER_PASSWORDS}.{carrier.name}"
+        fix = (f"set it again with `ansible-vault edit {vault_path}`, in quotes, as one line of printable text of "
+               f"at most {MAX_CARRIER_PASSWORD_LENGTH} characters")
+        if not isinstance(password, str):
+            errors.append(f"{where}: the password is not text; {fix}")
+        elif (bad := next((char for char in password if is_unsafe_char(char)), None)) is not None:
+            errors.append(f"{where}: the password contains {describe_char(bad)}; {fix}")
+        elif password != password.strip():
+            errors.append(f"{where}: the password has whitespace at its start or end; {fix}")
+        elif len(password) > MAX_CARRIER_PASSWORD_LENGTH:
+            errors.append(f"{where}: the password is longer than {MAX_CARRIER_PASSWORD_LENGTH} characters; {fix}")
+        else:
+            kept[carrier.name] = password
+    if errors:
+        raise UserError(*errors)
+    return kept
+
+
+def _login_secrets(
+    logins: list[str], old: dict[str, Any], variables: _LoginVariables, key: str,
 ) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, str]]:
-    """Passwords, hashes and hash fingerprints by address, and the passwords generated in this run."""
-    old_passwords = _mapping(old.get(MAILBOX_PASSWORDS))
-    old_hashes = _mapping(old.get(MAILBOX_PASSWORD_HASHES))
-    old_fingerprints = _mapping(old.get(MAILBOX_HASH_FINGERPRINTS))
+    """Passwords, hashes and hash fingerprints by login (a mailbox address, an account name), and the passwords
+    generated in this run."""
+    old_passwords = _mapping(old.get(variables.passwords))
+    old_hashes = _mapping(old.get(variables.hashes))
+    old_fingerprints = _mapping(old.get(variables.fingerprints))
     passwords: dict[str, str] = {}
     kept: dict[str, str | None] = {}
     new: dict[str, str] = {}
-    for mailbox in site.mailboxes:
-        address = mailbox.address
-        password = old_passwords.get(address)
+    for login in logins:
+        password = old_passwords.get(login)
         if not _is_text(password):
-            password = new[address] = vault.new_password()
-        passwords[address] = password
+            password = new[login] = vault.new_password()
+        passwords[login] = password
         # Hashes are salted, so an existing one is kept as long as it still matches the password. SHA512-CRYPT
         # takes milliseconds to check, so a pair checked once is recognised later by its fingerprint.
-        old_hash = old_hashes.get(address)
-        old_fingerprint = old_fingerprints.get(address)
+        old_hash = old_hashes.get(login)
+        old_fingerprint = old_fingerprints.get(login)
         matches = _is_text(old_hash) and (old_fingerprint == vault.hash_fingerprint(key, password, old_hash)
                                           or vault.hash_matches(password, old_hash))
-        kept[address] = old_hash if matches else None
-    missing = [address for address, hashed in kept.items() if hashed is None]
-    fresh = dict(zip(missing, vault.hash_passwords([passwords[address] for address in missing])))
-    hashes = {address: hashed or fresh[address] for address, hashed in kept.items()}
-    fingerprints = {address: vault.hash_fingerprint(key, passwords[address], hashed)
-                    for address, hashed in hashes.items()}
+        kept[login] = old_hash if matches else None
+    missing = [login for login, hashed in kept.items() if hashed is None]
+    fresh = dict(zip(missing, vault.hash_passwords([passwords[login] for login in missing])))
+    hashes = {login: hashed or fresh[login] for login, hashed in kept.items()}
+    fingerprints = {login: vault.hash_fingerprint(key, passwords[login], hashed)
+                    for login, hashed in hashes.items()}
     return passwords, hashes, fingerprints, new
 
 

@@ -73,6 +73,73 @@ MINIMAL_SITE: dict = {
 }
 
 
+# A site with every part of the outbound: section: two relays and the direct carrier, an overseas route from a list
+# file, the channels orders and bulk and an account on each. README.md shows this outbound: section.
+OUTBOUND_SITE = """\
+site: acme
+hostname: mail.acme.example
+admin_contact: admin@acme.example
+host:
+  address: 192.0.2.10
+domains:
+  - name: acme.example
+  - name: news.acme.example
+mailboxes:
+  - address: admin@acme.example
+antivirus:
+  local_databases: [eicar.hdb]
+outbound:
+  carriers:
+    isp1:
+      type: relay
+      host: smtp.isp1.example
+      username: acme-relay
+      limits:
+        concurrency_per_destination: 10
+        messages_per_minute: 6000
+    isp2:
+      type: relay
+      host: relay.isp2.example
+      port: 465
+    direct:
+      source_address: 192.0.2.11
+      helo_name: out.acme.example
+  routes:
+    - domains: ["file:overseas.txt"]
+      carriers: [isp2, isp1]
+    - domains: ["*"]
+      channels: [orders, bulk]
+      carriers: [isp1, isp2, direct]
+  channels:
+    orders:
+      signing_domain: acme.example
+      submission_port: 2587
+    bulk:
+      dkim_selector: bulk2026
+      signing_domain: news.acme.example
+      submission_port: 2588
+      process_limit: 200
+  accounts:
+    shop:
+      channel: orders
+      senders: [orders@acme.example, invoices@acme.example]
+      daily_quota: 50000
+      rate_per_minute: 600
+    newsletter:
+      channel: bulk
+      senders: ["@news.acme.example"]
+      daily_quota: 2000000
+      rate_per_minute: 6000
+"""
+OVERSEAS_LIST = """\
+# Recipients abroad leave through isp2, whose relay sits overseas.
+*.de
+*.fr
+*.co.uk
+partner.example.net
+"""
+
+
 @pytest.fixture
 def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """tmp_path as the working directory, with the TLS and ClamAV files FULL_SITE names (a certificate chain
@@ -91,6 +158,13 @@ def site_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def full_site(site_dir: Path) -> Path:
     path = site_dir / "site.yml"
     path.write_text(FULL_SITE)
+    return Path("site.yml")
+
+
+@pytest.fixture
+def outbound_site(site_dir: Path) -> Path:
+    (site_dir / "overseas.txt").write_text(OVERSEAS_LIST)
+    (site_dir / "site.yml").write_text(OUTBOUND_SITE)
     return Path("site.yml")
 
 

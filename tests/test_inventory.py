@@ -32,6 +32,13 @@ VAULT_VARIABLES = [
     "_mailappliance__hash_fingerprint_key",
     "_mailappliance__mailbox_password_hash_fingerprints",
 ]
+# Added for a site with an outbound: section.
+OUTBOUND_VAULT_VARIABLES = [
+    "mailappliance__outbound_account_passwords",
+    "mailappliance__outbound_account_password_hashes",
+    "mailappliance__outbound_carrier_passwords",
+    "_mailappliance__outbound_account_password_hash_fingerprints",
+]
 
 
 def render(site_file: Path, root: Path = Path("inventories")):
@@ -83,6 +90,11 @@ def test_podman_site_matches_golden_files(site_dir: Path) -> None:
     data = dict(MINIMAL_SITE, host={"connection": "podman", "address": "mailappliance-demo"})
     result = render(write_site(site_dir, data))
     check_golden("podman", result.paths.directory, site_dir)
+
+
+def test_outbound_site_matches_golden_files(outbound_site: Path, site_dir: Path) -> None:
+    result = render(outbound_site)
+    check_golden("outbound", result.paths.directory, site_dir)
 
 
 def test_vault_holds_passwords_and_dovecot_hashes(full_site: Path) -> None:
@@ -277,3 +289,82 @@ def test_invalid_service_secret_is_replaced(full_site: Path, name: str, value: o
     assert vault.rspamd_hash_matches(again["mailappliance__rspamd_controller_password"],
                                      again["mailappliance__rspamd_controller_password_hash"])
     assert re.fullmatch(r"[A-Za-z0-9]{32,}", again["mailappliance__redis_password"])
+
+
+# -- outbound: sending accounts and relay passwords ----------------------------------------------------------
+
+def test_sending_accounts_get_generated_passwords_in_the_vault_only(outbound_site: Path) -> None:
+    result = render(outbound_site)
+    secrets = decrypted_vault(result.paths.directory)
+    assert list(secrets) == VAULT_VARIABLES + OUTBOUND_VAULT_VARIABLES
+    passwords = secrets["mailappliance__outbound_account_passwords"]
+    hashes = secrets["mailappliance__outbound_account_password_hashes"]
+    assert list(passwords) == list(hashes) == ["shop", "newsletter"]
+    assert result.new_account_passwords == passwords
+    assert list(result.new_passwords) == ["admin@acme.example"]
+    for name, password in passwords.items():
+        assert len(password) >= 24
+        assert vault.hash_matches(password, hashes[name])
+    plain = result.paths.site_vars.read_text() + result.paths.hosts.read_text()
+    assert not [password for password in passwords.values() if password in plain]
+    # The relay's password comes from its provider: nothing is made up for it.
+    assert secrets["mailappliance__outbound_carrier_passwords"] == {}
+    assert result.missing_carrier_passwords == ["isp1"]
+
+
+def test_account_passwords_are_kept_and_go_with_their_account(outbound_site: Path, site_dir: Path) -> None:
+    first = render(outbound_site)
+    again = render(outbound_site)
+    assert again.written == [] and again.new_account_passwords == {}
+    text = (site_dir / "site.yml").read_text()
+    start, end = text.index("    newsletter:"), text.index("      rate_per_minute: 6000\n") + 27
+    third = render(write_site(site_dir, text[:start] + text[end:]))
+    assert third.new_account_passwords == {}
+    secrets = decrypted_vault(third.paths.directory)
+    assert secrets["mailappliance__outbound_account_passwords"] == {"shop": first.new_account_passwords["shop"]}
+
+
+def test_relay_password_set_in_the_vault_is_kept(outbound_site: Path, site_dir: Path) -> None:
+    paths = render(outbound_site).paths
+    secrets = decrypted_vault(paths.directory)
+    secrets["mailappliance__outbound_carrier_passwords"] = {"isp1": ""}
+    rewrite_vault(paths.directory, secrets)
+    assert render(outbound_site).missing_carrier_passwords == ["isp1"]
+    secrets["mailappliance__outbound_carrier_passwords"] = {"isp1": "from the provider: 7#x!", "gone": "old"}
+    rewrite_vault(paths.directory, secrets)
+    result = render(outbound_site)
+    assert result.missing_carrier_passwords == []
+    assert decrypted_vault(paths.directory)["mailappliance__outbound_carrier_passwords"] == {
+        "isp1": "from the provider: 7#x!"}
+    assert render(outbound_site).written == []
+    # A carrier that no longer logs in takes its password with it.
+    render(write_site(site_dir, (site_dir / "site.yml").read_text().replace("      username: acme-relay\n", "")))
+    assert decrypted_vault(paths.directory)["mailappliance__outbound_carrier_passwords"] == {}
+
+
+@pytest.mark.parametrize(("password", "problem"), [
+    ("secret\nsmtp_sasl_auth_enable = no", "the password contains a line break (U+000A)"),
+    ("secret\u2028x", "the password contains a line separator (U+2028)"),
+    (12345678, "the password is not text"),
+    (" secret", "the password has whitespace at its start or end"),
+    ("x" * 257, "the password is longer than 256 characters"),
+])
+def test_hostile_relay_password_is_refused_and_nothing_written(outbound_site: Path, password: object,
+                                                               problem: str) -> None:
+    paths = render(outbound_site).paths
+    secrets = decrypted_vault(paths.directory)
+    secrets["mailappliance__outbound_carrier_passwords"] = {"isp1": password}
+    rewrite_vault(paths.directory, secrets)
+    before = {path: path.read_bytes() for path in paths.directory.rglob("*") if path.is_file()}
+    with pytest.raises(UserError) as caught:
+        render(outbound_site)
+    assert caught.value.lines == (
+        f"{paths.vault}: mailappliance__outbound_carrier_passwords.isp1: {problem}; set it again with "
+        f"`ansible-vault edit {paths.vault}`, in quotes, as one line of printable text of at most 256 characters",)
+    assert {path: path.read_bytes() for path in paths.directory.rglob("*") if path.is_file()} == before
+
+
+def test_a_site_without_outbound_keeps_its_variables(full_site: Path) -> None:
+    paths = render(full_site).paths
+    assert "mailappliance__outbound" not in paths.site_vars.read_text()
+    assert list(decrypted_vault(paths.directory)) == VAULT_VARIABLES

@@ -33,6 +33,23 @@ def test_no_preview_writes_the_inventory_only(full_site: Path, site_dir: Path) -
     assert again.stdout == "inventory inventories/molecule is up to date\n"
 
 
+def test_account_passwords_are_printed_once_and_missing_relay_passwords_each_time(outbound_site: Path) -> None:
+    result = run_cli("render", "site.yml", "--no-preview")
+    assert result.exit_code == 0, result.output
+    passwords = read_vault(Path("inventories/acme"))["mailappliance__outbound_account_passwords"]
+    lines = result.stdout.splitlines()
+    heading = lines.index("New sending account passwords (the account's name is its SMTP login; shown once; kept "
+                          "encrypted in inventories/acme/group_vars/all/vault.yml):")
+    assert lines[heading + 1:heading + 3] == [f"  shop        {passwords['shop']}",
+                                               f"  newsletter  {passwords['newsletter']}"]
+    reminder = ("Carrier isp1 logs in to its relay, but the vault holds no password for it yet: add it as "
+                "mailappliance__outbound_carrier_passwords.isp1 with `ansible-vault edit --vault-password-file "
+                "inventories/acme/.vault-pass inventories/acme/group_vars/all/vault.yml` before deploying")
+    assert lines[-1] == reminder
+    again = run_cli("render", "site.yml", "--no-preview")
+    assert again.stdout.splitlines() == ["inventory inventories/acme is up to date", reminder]
+
+
 def test_roots_come_from_options_or_environment(full_site: Path, site_dir: Path) -> None:
     assert run_cli("--inventory-root", "a", "render", "site.yml", "--no-preview").exit_code == 0
     assert (site_dir / "a/molecule/hosts.yml").is_file()

@@ -138,7 +138,8 @@ BAD_SITES = [
     pytest.param(
         site_with(hots={"address": "192.0.2.1"}),
         "hots: unknown key; did you mean host? allowed keys are site, hostname, admin_contact, host, domains, "
-        "mailboxes, aliases, message_size_limit, tls, spam, antivirus, dns, login_protection, trusted_relays",
+        "mailboxes, aliases, message_size_limit, tls, spam, antivirus, dns, login_protection, trusted_relays, "
+        "outbound",
         id="unknown-top-key",
     ),
     pytest.param(

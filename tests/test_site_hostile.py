@@ -40,10 +40,27 @@ POPULATED_SITE: dict = {
             "resolvers": ["192.0.2.53", "2001:db8::53"], "dnssec_validation": True, "air_gapped": False},
     "login_protection": {"max_failures": 5, "find_time": 600, "ban_time": 3600, "allow": ["192.0.2.50/32"]},
     "trusted_relays": ["198.51.100.0/24"],
+    "outbound": {
+        "carriers": {
+            "isp1": {"type": "relay", "host": "smtp.isp1.example", "port": 587, "tls": "verify",
+                     "username": "acme-relay", "source_address": "192.0.2.11", "helo_name": "out.alpha.test",
+                     "limits": {"concurrency_per_destination": 10, "messages_per_minute": 600}},
+        },
+        "routes": [{"domains": ["partner.example", "file:overseas.txt"], "channels": ["orders"],
+                    "carriers": ["isp1", "direct"]}],
+        "channels": {"orders": {"dkim_selector": "orders", "signing_domain": "alpha.test", "bounce_domain": "beta.test",
+                                "submission_port": 2587, "process_limit": 100}},
+        "accounts": {"shop": {"channel": "orders", "senders": ["shop@alpha.test"], "daily_quota": 1000,
+                              "rate_per_minute": 60}},
+    },
 }
 # Model fields whose site file key has another name, and text fields that do not come from the site file.
 RENAMED = {"name": "site"}
 NOT_IN_THE_SITE_FILE = {"path": "where the site file itself is"}
+# Sections written as `name: settings` mappings: the model's <section>[0] is the first entry of the mapping, and
+# its name field is that entry's key.
+NAMED_SECTIONS = ("outbound.carriers", "outbound.channels", "outbound.accounts")
+KEY = "<the key>"
 
 INJECTED = {
     "CR": "\r", "LF": "\n", "CRLF": "\r\n", "NUL": "\x00", "TAB": "\t", "double-quote": '"', "single-quote": "'",
@@ -76,32 +93,58 @@ def steps(path: str) -> list[str | int]:
     return [int(part) if part.isdigit() else part for part in path.replace("[", ".").replace("]", "").split(".")]
 
 
-def site_path(model_path: str) -> str:
+def site_steps(model_path: str) -> list[str | int]:
+    """The steps to a model field in the site file; a last step KEY means the key of the entry before it."""
     first, dot, rest = model_path.partition(".")
-    return RENAMED.get(first, first) + dot + rest
+    path = RENAMED.get(first, first) + dot + rest
+    for section in NAMED_SECTIONS:
+        if path.startswith(f"{section}[0]"):
+            entry = next(iter(walk(POPULATED_SITE, steps(section))))
+            field = path.removeprefix(f"{section}[0].")
+            return [*steps(section), entry, *([KEY] if field == "name" else steps(field))]
+    return steps(path)
 
 
-def get(data: Any, path: str) -> Any:
-    for step in steps(path):
+def site_path(model_path: str) -> str:
+    """Where messages about a model field point: its field path, or for a name the section whose key it is."""
+    field_steps = site_steps(model_path)
+    path = ""
+    for step in field_steps[:-2] if field_steps[-1] is KEY else field_steps:
+        path = f"{path}[{step}]" if isinstance(step, int) else f"{path}.{step}".lstrip(".")
+    return path
+
+
+def walk(data: Any, path: list[str | int]) -> Any:
+    for step in path:
         data = data[step] if isinstance(step, int) or isinstance(data, dict) else getattr(data, step)
     return data
 
 
+def get(data: Any, path: str) -> Any:
+    return walk(data, steps(path))
+
+
 def written(field: str) -> str | None:
     """What POPULATED_SITE sets for a model field; None when it has no such key."""
+    path = site_steps(field)
     try:
-        return get(POPULATED_SITE, site_path(field))
+        value = walk(POPULATED_SITE, path[:-1] if path[-1] is KEY else path)
     except (KeyError, IndexError):
         return None
+    return path[-2] if path[-1] is KEY else value
 
 
-def with_value(path: str, value: str) -> dict:
+def with_value(field: str, value: str) -> dict:
     data = copy.deepcopy(POPULATED_SITE)
-    *parents, last = steps(path)
-    target = data
-    for step in parents:
-        target = target[step]
-    target[last] = value
+    *parents, last = site_steps(field)
+    if last is KEY:
+        *parents, last = parents
+        entries = walk(data, parents)
+        renamed = [(value if key == last else key, item) for key, item in entries.items()]
+        entries.clear()
+        entries.update(renamed)
+    else:
+        walk(data, parents)[last] = value
     return data
 
 
@@ -127,6 +170,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("hostile")
     certificates.write_tls(directory)
     (directory / "eicar.hdb").write_text(EICAR_HDB)
+    (directory / "overseas.txt").write_text("*.de\n*.fr\n")
     return directory
 
 
@@ -172,13 +216,15 @@ def unsafe_text(value: Any, where: str = "") -> Iterator[str]:
 def test_hostile_text_is_refused_on_one_line_or_kept_clean(folder: Path, field: str, value: str) -> None:
     path = folder / "site.yml"
     try:
-        site = load(folder, with_value(site_path(field), value))
+        site = load(folder, with_value(field, value))
     except UserError as error:
         for line in error.lines:
             assert not any(is_unsafe_char(char) for char in line), line
             assert line.startswith(f"{path}: "), line
             assert len(line) < 600, line
-        assert any(line.startswith(f"{path}: {site_path(field)}: ") for line in error.lines), error.lines
+        # A name is the key of its entry, so the message's field path goes on with the (escaped) name.
+        after = "." if site_steps(field)[-1] is KEY else ": "
+        assert any(line.startswith(f"{path}: {site_path(field)}{after}") for line in error.lines), error.lines
         return
     problems = [*unsafe_text(site, "site"), *unsafe_text(hosts_data(site), "hosts"),
                 *unsafe_text(site_vars(site), "vars")]

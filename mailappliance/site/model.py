@@ -57,6 +57,55 @@ BAN_TIME_RANGE = (10, 31536000)
 # Networks listed in allow lists and trusted relays: enough for a site's real neighbours, small enough to read.
 MAX_NETWORKS = 64
 
+# Outbound mail (the outbound: section). Without it the appliance sends as before: the staff channel (Postfix's
+# own instance: port 25, and submission on 587 and 465) delivers straight to the recipients' MX.
+DIRECT_CARRIER = "direct"
+STAFF_CHANNEL = "staff"
+CARRIER_TYPES = ("direct", "relay")
+# verify: STARTTLS (implicit TLS on port 465) with the relay's certificate checked against its host name;
+# encrypt: TLS required, certificate not checked. Nothing weaker: a relay always gets TLS, and SASL passwords
+# never cross the network in clear.
+RELAY_TLS_MODES = ("verify", "encrypt")
+DEFAULT_RELAY_TLS = "verify"
+# The submission port (RFC 6409), where ISPs' outbound relays take authenticated clients.
+DEFAULT_RELAY_PORT = 587
+# Port 465 is submission over implicit TLS (RFC 8314); every other relay port speaks STARTTLS.
+IMPLICIT_TLS_PORT = 465
+# The recipient domain the transport map falls back to when no other pattern matches.
+CATCH_ALL_DOMAINS = "*"
+# Postfix's default_destination_concurrency_limit; 100 parallel connections to one destination is beyond what
+# any receiver accepts from one sender.
+DEFAULT_CONCURRENCY_PER_DESTINATION = 20
+CONCURRENCY_PER_DESTINATION_RANGE = (1, 100)
+# Up to 1,000 messages a second to one destination, three times the issue's peak of 350 for the whole appliance.
+MESSAGES_PER_MINUTE_RANGE = (1, 60000)
+# Postfix's default_process_limit, per dedicated channel (each is a Postfix instance of its own).
+DEFAULT_CHANNEL_PROCESS_LIMIT = 100
+CHANNEL_PROCESS_LIMIT_RANGE = (1, 1000)
+# Dedicated channels listen above the privileged ports, beside the appliance's own listeners.
+SUBMISSION_PORT_RANGE = (1024, 65535)
+# The 10 million messages a day one appliance is built for.
+DAILY_QUOTA_RANGE = (1, 10_000_000)
+RATE_PER_MINUTE_RANGE = (1, 60000)
+# Ports the appliance itself listens on, so no channel may take them: the roles' defaults (postfix, dovecot,
+# nginx, unbound, rspamd, redis, clamav; tests/test_site_outbound.py keeps this in step with them) and SSH.
+APPLIANCE_PORTS = {
+    22: "SSH", 25: "SMTP", 53: "the resolver (Unbound)", 143: "IMAP", 443: "HTTPS (MTA-STS)",
+    465: "staff submission (implicit TLS)", 587: "staff submission", 993: "IMAPS", 995: "POP3S",
+    3310: "clamd", 4190: "ManageSieve", 6379: "Redis", 11332: "the Rspamd milter", 11333: "Rspamd",
+    11334: "Rspamd's controller", 12340: "Dovecot's quota-status service",
+}
+# Each channel is a Postfix instance, each carrier a transport of every instance; bounded to what one host runs.
+MAX_CARRIERS = 32
+MAX_CHANNELS = 16
+MAX_ACCOUNTS = 1000
+MAX_ROUTES = 256
+MAX_ROUTE_CARRIERS = 8
+MAX_SENDERS = 256
+# A domain list file (file: entries of routes): a few thousand names is a large "overseas" set; 1 MiB holds
+# tens of thousands.
+MAX_DOMAIN_LIST_BYTES = 1024**2
+
 
 @dataclass(frozen=True)
 class Host:
@@ -147,6 +196,79 @@ class LoginProtection:
 
 
 @dataclass(frozen=True)
+class CarrierLimits:
+    """How hard one carrier pushes: connections and deliveries per minute to one destination (the relay itself
+    for a relay carrier, each recipient domain for a direct one). 0 messages a minute: no limit."""
+
+    concurrency_per_destination: int = DEFAULT_CONCURRENCY_PER_DESTINATION
+    messages_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A way out: direct MX delivery, or a relay (host, port, TLS, optional SASL login whose password the vault
+    keeps). Empty text and 0 mean "not used by this type" (host, port, tls, username of a direct carrier) or "the
+    system's choice" (source_address)."""
+
+    name: str
+    type: str = DIRECT_CARRIER
+    host: str = ""
+    port: int = 0
+    tls: str = ""
+    username: str = ""
+    source_address: str = ""
+    helo_name: str = ""
+    limits: CarrierLimits = CarrierLimits()
+
+
+@dataclass(frozen=True)
+class Route:
+    """Recipient domains (names, "*.parent" for every subdomain of parent, "*" for all) of the listed channels,
+    and the carriers that take them: the first while it works, then the next. The first route that matches a
+    message wins; the validation makes sure no later route is hidden by an earlier one."""
+
+    domains: tuple[str, ...]
+    channels: tuple[str, ...]
+    carriers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A dedicated sending channel: a Postfix instance with its own queue and submission port, signing with its
+    own DKIM selector and taking its bounces (VERP) at bounce_domain."""
+
+    name: str
+    dkim_selector: str
+    signing_domain: str
+    bounce_domain: str
+    submission_port: int
+    process_limit: int = DEFAULT_CHANNEL_PROCESS_LIMIT
+
+
+@dataclass(frozen=True)
+class Account:
+    """A sending account of a department or application: it logs in on its channel's submission port with its
+    name and a generated password, and may send as its senders (addresses, or @domain for a whole domain)."""
+
+    name: str
+    channel: str
+    senders: tuple[str, ...]
+    daily_quota: int
+    rate_per_minute: int
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """How mail leaves: every carrier (the built-in direct one included), the routes in order (ending with the
+    implied catch-all), the dedicated channels (staff, the appliance's own path, is implicit) and the accounts."""
+
+    carriers: tuple[Carrier, ...]
+    routes: tuple[Route, ...]
+    channels: tuple[Channel, ...] = ()
+    accounts: tuple[Account, ...] = ()
+
+
+@dataclass(frozen=True)
 class Site:
     """A validated site; paths are absolute, names and addresses lower case."""
 
@@ -167,3 +289,5 @@ class Site:
     login_protection: LoginProtection = LoginProtection()
     # Networks that may hand in mail on port 25 with a hosted domain as envelope sender (gateways, scanners).
     trusted_relays: tuple[str, ...] = ()
+    # None without an outbound: section: the staff channel delivers directly, as before the section existed.
+    outbound: Outbound | None = None

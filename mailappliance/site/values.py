@@ -16,6 +16,12 @@ from mailappliance.errors import escape_unsafe
 # trailing line break can never slip through the way it does past "$".
 SITE_NAME_RE = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
 LABEL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# Names of carriers, channels and accounts: they become Postfix transport and instance names (postfix-<channel>,
+# a queue folder) and an account's SMTP login, so one short lowercase label; without "@" no account name can
+# be taken for a mailbox login.
+OUTBOUND_NAME_RE = re.compile(r"\A[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
+# A SASL login at a relay, as Postfix's sasl_passwd table holds it before the ":" that starts the password.
+RELAY_USERNAME_RE = re.compile(r"\A[A-Za-z0-9._%+=@-]{1,128}\Z")
 # Local parts of addresses hosted here become Maildir paths and passwd-file keys, so they are held to a
 # conservative set; addresses elsewhere (alias targets, the admin contact) may use any dot-atom.
 _LOCAL_PART_HOSTED_RE = re.compile(r"\A[a-z0-9_](?:[a-z0-9_-]|\.(?=[a-z0-9_-]))*\Z")
@@ -56,6 +62,17 @@ def is_domain_name(value: str) -> bool:
     return (
         len(value) <= MAX_DOMAIN_LENGTH
         and len(labels) >= 2
+        and all(LABEL_RE.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def is_domain_wildcard(value: str) -> bool:
+    """"*." and a DNS suffix (a TLD is enough: *.de): every name below that suffix, however deep."""
+    labels = value.removeprefix("*.").split(".")
+    return (
+        value.startswith("*.")
+        and len(value) <= MAX_DOMAIN_LENGTH
         and all(LABEL_RE.fullmatch(label) for label in labels)
         and not labels[-1].isdigit()
     )

@@ -11,6 +11,7 @@ from mailappliance.site.checks.base import Checker
 from mailappliance.site.checks.dns import check_dns
 from mailappliance.site.checks.identity import check_domains, check_host, check_hostname, check_site_name
 from mailappliance.site.checks.login import check_login_protection
+from mailappliance.site.checks.outbound import check_outbound
 from mailappliance.site.checks.scanning import check_antivirus, check_spam
 from mailappliance.site.checks.tls import check_tls
 from mailappliance.site.model import DEFAULT_MESSAGE_SIZE_LIMIT, MESSAGE_SIZE_LIMIT_RANGE, Site
@@ -18,7 +19,7 @@ from mailappliance.site.model import DEFAULT_MESSAGE_SIZE_LIMIT, MESSAGE_SIZE_LI
 __all__ = ["Checker", "check_site"]
 
 TOP_KEYS = ("site", "hostname", "admin_contact", "host", "domains", "mailboxes", "aliases",
-            "message_size_limit", "tls", "spam", "antivirus", "dns", "login_protection", "trusted_relays")
+            "message_size_limit", "tls", "spam", "antivirus", "dns", "login_protection", "trusted_relays", "outbound")
 
 
 def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
@@ -46,6 +47,7 @@ def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
     login_protection = check_login_protection(checker, top)
     trusted_relays = checker.networks(top.get("trusted_relays"), "trusted_relays",
                                       "list the gateways that relay mail for the hosted domains, e.g. [192.0.2.25]")
+    outbound = check_outbound(checker, top, hostname, host, domains, dns)
     # Every rejected value has recorded an error, so a clean run has all parts.
     if checker.errors:
         return None
@@ -56,5 +58,5 @@ def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
         domains=tuple(domains), mailboxes=tuple(mailboxes), aliases=tuple(aliases),
         message_size_limit=size_limit[0], message_size_limit_bytes=size_limit[1],
         tls=tls, spam=spam, antivirus=antivirus, dns=dns, login_protection=login_protection,
-        trusted_relays=trusted_relays,
+        trusted_relays=trusted_relays, outbound=outbound,
     )

@@ -38,6 +38,35 @@ def key_name(key: Any) -> str:
     return key if len(key) <= SHOWN_WHOLE else key[:SHOWN_CHARACTERS] + "…"
 
 
+def file_position(data: Any, path: str) -> tuple[int, ...]:
+    """Where the field at `path` (as join() builds it) is written in `data`: per level, the key's position in
+    its mapping (-1 when absent) or the list index."""
+    position: list[int] = []
+    rest = path
+    while rest:
+        if isinstance(data, list) and (match := re.match(r"\[(\d+)\]", rest)):
+            index = int(match.group(1))
+            position.append(index)
+            data = data[index] if index < len(data) else None
+            rest = rest[match.end():]
+        elif isinstance(data, dict):
+            rest = rest.removeprefix(".")
+            # Keys may hold "." or "[" themselves, so the longest key the path goes on from is the one.
+            names = [key_name(key) for key in data]
+            found = [n for n, name in enumerate(names)
+                     if rest.startswith(name) and rest[len(name):len(name) + 1] in ("", ".", "[")]
+            if not found:
+                position.append(-1)
+                break
+            number = max(found, key=lambda n: len(names[n]))
+            position.append(number)
+            data = list(data.values())[number]
+            rest = rest[len(names[number]):]
+        else:
+            break
+    return tuple(position)
+
+
 class Checker:
     """Collects every problem of one site file, with its field path; the section checks walk the raw YAML
     data through its generic shapes and build the model from what is valid."""
@@ -51,15 +80,9 @@ class Checker:
         self.errors.append((path, f"{self.display}: {path or '(top level)'}: {problem}; {fix}"))
 
     def ordered_errors(self, data: Any) -> list[str]:
-        """Messages in file order: by top-level key as written (missing keys first), then by list index."""
-        order = [key_name(key) for key in data] if isinstance(data, dict) else []
-
-        def position(item: tuple[str, str]) -> tuple[int, tuple[int, ...]]:
-            top = re.split(r"[.\[]", item[0], maxsplit=1)[0]
-            indexes = tuple(int(n) for n in re.findall(r"\[(\d+)\]", item[0]))
-            return (order.index(top) if top in order else -1, indexes)
-
-        return [line for _, line in sorted(self.errors, key=position)]
+        """Messages in file order: the field path is followed through the data, by the position of each key as
+        written (missing keys first) and each list index; messages about one field keep the order they came in."""
+        return [line for _, line in sorted(self.errors, key=lambda item: file_position(data, item[0]))]
 
     # -- generic shapes -------------------------------------------------------------------------------
 
