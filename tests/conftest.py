@@ -109,7 +109,7 @@ outbound:
       carriers: [isp2, isp1]
     - domains: ["*"]
       channels: [orders, bulk]
-      carriers: [isp1, isp2, direct]
+      carriers: [isp1, isp2]
   channels:
     orders:
       signing_domain: acme.example

@@ -47,7 +47,7 @@ POPULATED_SITE: dict = {
                      "limits": {"concurrency_per_destination": 10, "messages_per_minute": 600}},
         },
         "routes": [{"domains": ["partner.example", "file:overseas.txt"], "channels": ["orders"],
-                    "carriers": ["isp1", "direct"]}],
+                    "carriers": ["direct", "isp1"]}],
         "channels": {"orders": {"dkim_selector": "orders", "signing_domain": "alpha.test", "bounce_domain": "beta.test",
                                 "submission_port": 2587, "process_limit": 100}},
         "accounts": {"shop": {"channel": "orders", "senders": ["shop@alpha.test"], "daily_quota": 1000,

@@ -69,7 +69,7 @@ def test_the_outbound_example_loads_into_the_model(outbound_site: Path) -> None:
         ),
         routes=(
             Route(("*.de", "*.fr", "*.co.uk", "partner.example.net"), ("staff", "orders", "bulk"), ("isp2", "isp1")),
-            Route(("*",), ("orders", "bulk"), ("isp1", "isp2", "direct")),
+            Route(("*",), ("orders", "bulk"), ("isp1", "isp2")),
             # Implied: staff mail no route takes is delivered directly, as without an outbound: section.
             Route(("*",), ("staff",), ("direct",)),
         ),
@@ -119,7 +119,7 @@ def test_specific_routes_before_wildcards_and_per_channel_catch_alls(site_dir: P
     data = site_with("routes", [
         {"domains": ["shop.example.de", "*.shop.example.fr"], "carriers": ["isp2"]},
         {"domains": ["*.example.de", "*.fr"], "carriers": ["isp1"]},
-        {"domains": ["example.de"], "channels": ["bulk"], "carriers": ["isp2", "direct"]},
+        {"domains": ["example.de"], "channels": ["bulk"], "carriers": ["direct", "isp2"]},
         {"domains": ["*"], "channels": ["bulk"], "carriers": ["isp1"]},
         {"domains": ["*"], "channels": ["orders"], "carriers": ["isp2"]},
     ])
@@ -131,11 +131,11 @@ def test_specific_routes_before_wildcards_and_per_channel_catch_alls(site_dir: P
 
 def test_staff_may_be_named_without_settings_and_routed(site_dir: Path) -> None:
     data = site_with("channels.staff", {})
-    data["outbound"]["routes"] = [{"domains": ["*"], "channels": ["staff"], "carriers": ["isp1", "direct"]}]
+    data["outbound"]["routes"] = [{"domains": ["*"], "channels": ["staff"], "carriers": ["direct", "isp1"]}]
     outbound = load_site(write_site(site_dir, data)).outbound
     assert outbound is not None
     assert [channel.name for channel in outbound.channels] == ["orders", "bulk"]
-    assert outbound.routes[0] == Route(("*",), ("staff",), ("isp1", "direct"))
+    assert outbound.routes[0] == Route(("*",), ("staff",), ("direct", "isp1"))
     assert outbound.routes[1] == Route(("*",), ("orders", "bulk"), ("direct",))
 
 
@@ -319,10 +319,10 @@ BAD_OUTBOUND = [
                  'outbound.accounts.shop.senders[0]: "orders" is not a valid sender; use local-part@domain with '
                  "letters, digits, dots, hyphens and underscores before the @, or @domain", id="sender-syntax"),
     pytest.param(site_with("accounts.shop.daily_quota", DELETE),
-                 "outbound.accounts.shop.daily_quota: is required; use a whole number of messages a day from 1 to "
+                 "outbound.accounts.shop.daily_quota: is required; use a whole number of recipients a day from 1 to "
                  "10,000,000, e.g. daily_quota: 50000", id="account-without-quota"),
     pytest.param(site_with("accounts.shop.daily_quota", 0),
-                 "outbound.accounts.shop.daily_quota: 0 is out of range; use a whole number of messages a day from 1 "
+                 "outbound.accounts.shop.daily_quota: 0 is out of range; use a whole number of recipients a day from 1 "
                  "to 10000000, e.g. 50000", id="quota-zero"),
     pytest.param(site_with("accounts.shop.rate_per_minute", -1),
                  "outbound.accounts.shop.rate_per_minute: -1 is out of range; use a whole number of messages a minute "
@@ -333,6 +333,10 @@ BAD_OUTBOUND = [
     pytest.param(site_with("routes[0].carriers", ["isp1", "isp2", "isp1"]),
                  'outbound.routes[0].carriers[2]: "isp1" is listed twice in this route; a fallback to the same '
                  "carrier retries what just failed; list each carrier once", id="carrier-twice"),
+    pytest.param(site_with("routes[0].carriers", ["isp1", "direct"]),
+                 "outbound.routes[0].carriers: direct is a fallback here; Postfix falls back to fixed relay hosts "
+                 "only, and direct delivery has none (each recipient domain's MX); put direct first, with relays as "
+                 "its fallbacks, or leave it out of this route", id="direct-as-fallback"),
     pytest.param(site_with("routes[0].carriers", []),
                  f"outbound.routes[0].carriers: the list is empty; {CARRIER_FIX}", id="no-carriers"),
     pytest.param(site_with("routes[0].carriers", "isp1"),

@@ -503,7 +503,7 @@ def _account(checker: Checker, name: str, path: str, raw: Any, channels: list[st
         channel = None
     senders = _senders(checker, data, path, appliance)
     counts = {}
-    for key, bounds, what in (("daily_quota", DAILY_QUOTA_RANGE, "messages a day"),
+    for key, bounds, what in (("daily_quota", DAILY_QUOTA_RANGE, "recipients a day"),
                               ("rate_per_minute", RATE_PER_MINUTE_RANGE, "messages a minute")):
         example = 50000 if key == "daily_quota" else 600
         fix = f"use a whole number of {what} from {bounds[0]} to {bounds[1]:,}, e.g. {key}: {example}"
@@ -600,6 +600,11 @@ def _route(checker: Checker, path: str, item: Any, carriers: set[str], channels:
                                   f"list carriers, the first one primary and the others its fallbacks ({known})",
                                   "carrier")
     if entries is None or route_channels is None or route_carriers is None:
+        return None
+    if DIRECT_CARRIER in route_carriers[1:]:
+        checker.error(join(path, "carriers"), f"{DIRECT_CARRIER} is a fallback here; Postfix falls back to fixed relay "
+                      "hosts only, and direct delivery has none (each recipient domain's MX)",
+                      f"put {DIRECT_CARRIER} first, with relays as its fallbacks, or leave it out of this route")
         return None
     if len(route_carriers) > MAX_ROUTE_CARRIERS:
         checker.error(join(path, "carriers"), f"lists {len(route_carriers)} carriers",
