@@ -96,7 +96,7 @@ outbound:
       username: acme-relay
       limits:
         concurrency_per_destination: 10
-        messages_per_minute: 6000
+        messages_per_minute: 30
     isp2:
       type: relay
       host: relay.isp2.example

@@ -44,7 +44,7 @@ POPULATED_SITE: dict = {
         "carriers": {
             "isp1": {"type": "relay", "host": "smtp.isp1.example", "port": 587, "tls": "verify",
                      "username": "acme-relay", "source_address": "192.0.2.11", "helo_name": "out.alpha.test",
-                     "limits": {"concurrency_per_destination": 10, "messages_per_minute": 600}},
+                     "limits": {"concurrency_per_destination": 10, "messages_per_minute": 30}},
         },
         "routes": [{"domains": ["partner.example", "file:overseas.txt"], "channels": ["orders"],
                     "carriers": ["direct", "isp1"]}],

@@ -63,7 +63,7 @@ def test_the_outbound_example_loads_into_the_model(outbound_site: Path) -> None:
     assert outbound == Outbound(
         carriers=(
             Carrier("isp1", "relay", "smtp.isp1.example", 587, "verify", "acme-relay",
-                    limits=CarrierLimits(concurrency_per_destination=10, messages_per_minute=6000)),
+                    limits=CarrierLimits(concurrency_per_destination=10, messages_per_minute=30)),
             Carrier("isp2", "relay", "relay.isp2.example", 465, "verify"),
             Carrier("direct", source_address="192.0.2.11", helo_name="out.acme.example"),
         ),
@@ -224,7 +224,8 @@ BAD_OUTBOUND = [
                  "connections from 1 to 100, e.g. 20", id="concurrency"),
     pytest.param(site_with("carriers.isp1.limits", {"messages_per_minute": "fast"}),
                  'outbound.carriers.isp1.limits.messages_per_minute: "fast" is not a whole number; use a whole number '
-                 "of messages from 1 to 60000, e.g. 600", id="messages-per-minute"),
+                 "of messages (Postfix spaces deliveries by whole seconds; limit faster carriers with "
+                 "concurrency_per_destination) from 1 to 60, e.g. 30", id="messages-per-minute"),
     # -- route loops: a relay that is the appliance itself
     pytest.param(site_with("carriers.isp1.host", "mail.alpha.test"),
                  'outbound.carriers.isp1.host: "mail.alpha.test" is the appliance itself (hostname); ' + LOOP_FIX,

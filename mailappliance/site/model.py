@@ -78,7 +78,9 @@ CATCH_ALL_DOMAINS = "*"
 DEFAULT_CONCURRENCY_PER_DESTINATION = 20
 CONCURRENCY_PER_DESTINATION_RANGE = (1, 100)
 # Up to 1,000 messages a second to one destination, three times the peak of 350 for the whole appliance.
-MESSAGES_PER_MINUTE_RANGE = (1, 60000)
+# Postfix spaces deliveries to one destination by whole seconds (and then one at a time), so at most 60 a minute
+# can be asked for; faster carriers are limited by concurrency_per_destination.
+MESSAGES_PER_MINUTE_RANGE = (1, 60)
 # Postfix's default_process_limit, per dedicated channel (each is a Postfix instance of its own).
 DEFAULT_CHANNEL_PROCESS_LIMIT = 100
 CHANNEL_PROCESS_LIMIT_RANGE = (1, 1000)

@@ -352,7 +352,7 @@ def _limits(checker: Checker, data: dict[str, Any], path: str) -> CarrierLimits 
     if raw is None:
         return CarrierLimits()
     where = join(path, "limits")
-    limits = checker.mapping(raw, where, _LIMIT_KEYS, "{concurrency_per_destination: 20, messages_per_minute: 600}")
+    limits = checker.mapping(raw, where, _LIMIT_KEYS, "{concurrency_per_destination: 20, messages_per_minute: 30}")
     if limits is None:
         return None
     concurrency = checker.whole_number(limits, "concurrency_per_destination", where,
@@ -360,8 +360,9 @@ def _limits(checker: Checker, data: dict[str, Any], path: str) -> CarrierLimits 
                                        "a whole number of connections")
     rate: int | None = 0
     if "messages_per_minute" in limits:
-        rate = checker.whole_number(limits, "messages_per_minute", where, 600, MESSAGES_PER_MINUTE_RANGE,
-                                    "a whole number of messages")
+        rate = checker.whole_number(limits, "messages_per_minute", where, 30, MESSAGES_PER_MINUTE_RANGE,
+                                    "a whole number of messages (Postfix spaces deliveries by whole seconds; "
+                                    "limit faster carriers with concurrency_per_destination)")
     if concurrency is None or rate is None:
         return None
     return CarrierLimits(concurrency_per_destination=concurrency, messages_per_minute=rate)
