@@ -100,7 +100,7 @@ outbound:
     isp2:
       type: relay
       host: relay.isp2.example
-      port: 465
+      port: 2525
     direct:
       source_address: 192.0.2.11
       helo_name: out.acme.example

@@ -21,7 +21,7 @@ DELETE = object()
 OUTBOUND: dict = {
     "carriers": {
         "isp1": {"type": "relay", "host": "smtp.isp1.example", "username": "acme-relay"},
-        "isp2": {"type": "relay", "host": "relay.isp2.example", "port": 465},
+        "isp2": {"type": "relay", "host": "relay.isp2.example", "port": 2525},
     },
     "routes": [{"domains": ["*"], "channels": ["orders"], "carriers": ["isp1", "isp2"]}],
     "channels": {
@@ -64,7 +64,7 @@ def test_the_outbound_example_loads_into_the_model(outbound_site: Path) -> None:
         carriers=(
             Carrier("isp1", "relay", "smtp.isp1.example", 587, "verify", "acme-relay",
                     limits=CarrierLimits(concurrency_per_destination=10, messages_per_minute=30)),
-            Carrier("isp2", "relay", "relay.isp2.example", 465, "verify"),
+            Carrier("isp2", "relay", "relay.isp2.example", 2525, "verify"),
             Carrier("direct", source_address="192.0.2.11", helo_name="out.acme.example"),
         ),
         routes=(
@@ -334,6 +334,10 @@ BAD_OUTBOUND = [
     pytest.param(site_with("routes[0].carriers", ["isp1", "isp2", "isp1"]),
                  'outbound.routes[0].carriers[2]: "isp1" is listed twice in this route; a fallback to the same '
                  "carrier retries what just failed; list each carrier once", id="carrier-twice"),
+    pytest.param(site_with("carriers.isp2.port", 465),
+                 "outbound.routes[0].carriers: mixes implicit TLS on port 465 (isp2) with STARTTLS carriers; Postfix "
+                 "sets this per route, so the fallback could not be reached; give the route carriers of one kind (the "
+                 "relay's STARTTLS port 587, or 465 for all), or split it into two routes", id="implicit-tls-mixed"),
     pytest.param(site_with("routes[0].carriers", ["isp1", "direct"]),
                  "outbound.routes[0].carriers: direct is a fallback here; Postfix falls back to fixed relay hosts "
                  "only, and direct delivery has none (each recipient domain's MX); put direct first, with relays as "

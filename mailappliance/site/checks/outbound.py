@@ -29,6 +29,7 @@ from mailappliance.site.model import (
     MAX_ROUTE_CARRIERS,
     MAX_ROUTES,
     MAX_SENDERS,
+    IMPLICIT_TLS_PORT,
     MESSAGES_PER_MINUTE_RANGE,
     RATE_PER_MINUTE_RANGE,
     RELAY_TLS_MODES,
@@ -144,6 +145,9 @@ def check_outbound(checker: Checker, top: dict[str, Any], hostname: str | None, 
     channels, channel_names = _channels(checker, data, appliance)
     accounts = _accounts(checker, data, channel_names, appliance)
     routes = _routes(checker, data, carrier_names, [STAFF_CHANNEL, *channel_names], appliance)
+    if checker.errors:
+        return None
+    _check_route_tls(checker, routes, carriers)
     if checker.errors:
         return None
     return Outbound(carriers=tuple(carriers), routes=tuple(routes), channels=tuple(channels),
@@ -585,6 +589,20 @@ def _routes(checker: Checker, data: dict[str, Any], carriers: set[str], channels
     if uncovered:
         routes.append(Route(domains=(CATCH_ALL_DOMAINS,), channels=uncovered, carriers=(DIRECT_CARRIER,)))
     return routes
+
+
+def _check_route_tls(checker: Checker, routes: list[Route], carriers: list[Carrier]) -> None:
+    """A route's carriers must all use implicit TLS (port 465) or none: Postfix sets it per route transport, so
+    a fallback of the other kind could not be reached."""
+    implicit = {carrier.name: carrier.type == "relay" and carrier.port == IMPLICIT_TLS_PORT for carrier in carriers}
+    for index, route in enumerate(routes):
+        if len({implicit[name] for name in route.carriers}) > 1:
+            on_465 = ", ".join(name for name in route.carriers if implicit[name])
+            checker.error(join(join("outbound.routes", index), "carriers"),
+                          f"mixes implicit TLS on port {IMPLICIT_TLS_PORT} ({on_465}) with STARTTLS carriers; Postfix "
+                          "sets this per route, so the fallback could not be reached",
+                          f"give the route carriers of one kind (the relay's STARTTLS port 587, or {IMPLICIT_TLS_PORT} "
+                          "for all), or split it into two routes")
 
 
 def _route(checker: Checker, path: str, item: Any, carriers: set[str], channels: list[str],
