@@ -124,6 +124,10 @@ def test_the_staff_instance_names_the_channel_instances(preview):
     assert main["multi_instance_directories"] == "/etc/postfix-orders /etc/postfix-bulk"
     assert main["multi_instance_wrapper"] == "${command_directory}/postmulti -p --"
     assert main["transport_maps"] == "texthash:${config_directory}/transport"
+    # The site's Unbound validates DNSSEC (the default), so direct delivery uses DANE, in every instance.
+    for instance in ("postfix", "postfix-orders"):
+        tls = settings((preview / "etc" / instance / "main.cf").read_text())
+        assert (tls["smtp_tls_security_level"], tls["smtp_dns_support_level"]) == ("dane", "dnssec")
 
 
 def test_a_channel_instance_has_its_own_queue_listener_limits_and_account_checks(preview):
