@@ -23,7 +23,7 @@ IMAGE_CACHE ?=
 MOLECULE_INVENTORY_ROOT := build/molecule/inventories
 MOLECULE_FIXTURE := molecule/default/site/site.yml
 
-.PHONY: help deps host-deps venv image lint test-fast molecule test demo bench clean
+.PHONY: help deps host-deps venv image lint test-fast molecule molecule-routes test demo bench clean
 
 help:
 	@echo 'make deps       Debian packages (podman, runc, debootstrap, ...) and the Python venv in $(VENV)'
@@ -31,6 +31,7 @@ help:
 	@echo 'make lint       yamllint and ansible-lint'
 	@echo 'make test-fast  pytest tests/ (seconds)'
 	@echo 'make molecule   render the fixture site and run `molecule test` (minutes)'
+	@echo 'make molecule-routes  outbound routes, channels, accounts, failover: `molecule test -s routes` (~7 min)'
 	@echo 'make test       test-fast, then molecule'
 	@echo 'make demo       deploy a demo appliance into a local container'
 	@echo 'make bench      the appliance against raw Postfix, same loads, figures (~20 min; BENCH_QUICK=1: ~3 min)'
@@ -62,6 +63,12 @@ test-fast: venv
 molecule: venv image
 	MAILAPPLIANCE_INVENTORY_ROOT=$(MOLECULE_INVENTORY_ROOT) $(VENV_BIN)/mailappliance render $(MOLECULE_FIXTURE)
 	molecule test --scenario-name default
+
+# The appliance with three relay carriers and a DNS server on its own podman network (molecule/routes/).
+# render-site renders the fixture site and puts the overseas carrier's relay password into its vault.
+molecule-routes: venv image
+	$(VENV_BIN)/python molecule/routes/render-site
+	molecule test --scenario-name routes
 
 test: test-fast molecule
 

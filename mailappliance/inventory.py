@@ -141,11 +141,20 @@ def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
 
 def read_mailbox_passwords(site_name: str, inventory_root: Path) -> dict[str, str]:
     """The clear-text mailbox passwords of a rendered site, by address."""
+    return _read_rendered_secret(site_name, inventory_root, MAILBOX_PASSWORDS)
+
+
+def read_account_passwords(site_name: str, inventory_root: Path) -> dict[str, str]:
+    """The clear-text passwords of a rendered site's sending accounts, by account name (empty without any)."""
+    return _read_rendered_secret(site_name, inventory_root, ACCOUNT_PASSWORDS)
+
+
+def _read_rendered_secret(site_name: str, inventory_root: Path, variable: str) -> dict[str, str]:
     paths = inventory_paths(site_name, inventory_root)
     if not paths.vault.exists():
         raise UserError(f"{paths.vault}: no such file; render the site first with `mailappliance render {site_name}`")
     secrets = _read_secrets(paths, vault.read_vault_password(paths.vault_password))
-    return dict(secrets.get(MAILBOX_PASSWORDS) or {})
+    return dict(_mapping(secrets.get(variable)))
 
 
 def hosts_data(site: Site) -> dict[str, Any]:

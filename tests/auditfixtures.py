@@ -8,8 +8,12 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from mailappliance.audit.judge_host import outbound_expectations, settings
 from mailappliance.controls import catalogue as cat
 from mailappliance.site.mta_sts import mta_sts_policy
 from mailappliance.site import DEFAULT_MTA_STS_MAX_AGE
@@ -141,12 +145,94 @@ def host() -> dict[str, Any]:
         "files_missing": [],
         # postqueue -j summed up on the host: one message deferred for three hours (a receiver that is down).
         "postfix_queues": {"rc": 0, "summary": [f"deferred 1 {int(CLOCK) - 3 * 3600}"], "error": ""},
+        # The outbound reader on an appliance without an outbound: section: the staff instance only, no tables.
+        "outbound": {
+            "staff": _instance("/etc/postfix", "", {"transport_maps": "", "smtp_tls_policy_maps": "",
+                                                   "smtpd_end_of_data_restrictions": ""}, {}, {}, []),
+            "instances": [],
+            "accounts": {"unit": "mailappliance-account-policy", "file": "", "accounts": None,
+                         "error": "mailappliance-account-policy.service names no --accounts file",
+                         "socket": "inactive"},
+        },
         # GET /stat of Rspamd's controller: seven scans since it started, the rest of the ring empty.
         "rspamd_stat": {"status": 200, "msg": "OK (966 bytes)", "scanned": 7, "uptime": 1366,
                         "scan_times": [0.068457, 0.004405, 0.004485, 0.007376, 0.010481, 0.006477, 0.00289,
                                        *[None] * 24]},
         "clock": str(int(CLOCK)),
     }
+
+
+# The README's outbound: example (tests/conftest.py OUTBOUND_SITE) as the inventory writes it for the roles.
+OUTBOUND_SITE_VARS = Path(__file__).resolve().parent / "golden" / "outbound" / "group_vars" / "all" / "site.yml"
+POLICY_SOCKET = "unix:/run/mailappliance-account-policy/policy.sock"
+ISP1, ISP2 = "[smtp.isp1.example]:587", "[relay.isp2.example]:2525"
+
+
+def outbound_site() -> dict[str, list[dict[str, Any]]]:
+    expectations = outbound_expectations(yaml.safe_load(OUTBOUND_SITE_VARS.read_text()))
+    assert expectations is not None
+    return expectations
+
+
+def _instance(config_directory: str, name: str, settings: dict[str, str], policy: dict[str, str],
+              transports: dict[str, int], services: list[str]) -> dict[str, Any]:
+    """One Postfix instance as playbooks/audit.yml's outbound reader prints it."""
+    values = {"config_directory": config_directory, "multi_instance_name": name, "multi_instance_directories": "",
+              "transport_maps": f"texthash:{config_directory}/transport",
+              "smtp_tls_policy_maps": f"texthash:{config_directory}/tls_policy", "smtp_tls_security_level": "dane",
+              "smtp_fallback_relay": "",
+              "smtpd_end_of_data_restrictions": f"check_policy_service {POLICY_SOCKET}",
+              "qmgr_message_active_limit": "20000", **settings}
+    found = {"name": name, "postconf": [f"{key} = {value}".rstrip() for key, value in values.items()],
+             "services": services, "tls_policy": policy, "transports": transports, "errors": []}
+    if name:
+        found["queues"] = {"rc": 0, "summary": [], "error": ""}
+    return found
+
+
+def settings_of(instance: dict[str, Any]) -> dict[str, str]:
+    """The effective settings of an instance the reader printed."""
+    return settings(instance["postconf"])
+
+
+def _route_services(syslog: str) -> list[str]:
+    """`postconf -P` of the route transports every instance has: isp2 then isp1, isp1 then isp2, direct."""
+    return [f"route1/unix/syslog_name = {syslog}/route1", f"route1/unix/smtp_fallback_relay = {ISP1}",
+            "route1/unix/smtp_sasl_auth_enable = yes", f"route2/unix/syslog_name = {syslog}/route2",
+            f"route2/unix/smtp_fallback_relay = {ISP2}", "route2/unix/smtp_sasl_auth_enable = yes",
+            f"route3/unix/syslog_name = {syslog}/route3", "route3/unix/smtp_bind_address = 192.0.2.11"]
+
+
+def outbound() -> dict[str, Any]:
+    """The outbound reader on the example site's appliance, healthy: both relays verified, each channel's routes
+    with their fallbacks, the accounts' limits as the site's, every queue empty."""
+    policy = {ISP1: "verify", ISP2: "verify"}
+    overseas = {f"route1:{ISP2}": 4}
+    channels = []
+    for channel, port in (("orders", 2587), ("bulk", 2588)):
+        name = f"postfix-{channel}"
+        services = [f"{port}/inet/syslog_name = {name}/submission", f"{port}/inet/smtpd_sasl_auth_enable = yes",
+                    f"{port}/inet/smtpd_tls_security_level = encrypt", *_route_services(name)]
+        channels.append(_instance(f"/etc/{name}", name, {}, dict(policy), {
+            "staff:[127.0.0.1]:25": 2, "error:5.1.1 mailbox unavailable": 1, **overseas, f"route2:{ISP1}": 1},
+            services))
+    staff = _instance("/etc/postfix", "", {"multi_instance_directories": "/etc/postfix-orders /etc/postfix-bulk",
+                                           "smtpd_end_of_data_restrictions": ""}, dict(policy), {
+        "lmtp:unix:private/dovecot-lmtp": 2, "error:5.1.1 mailbox unavailable": 1, **overseas, "route3:": 1},
+        ["submission/inet/smtpd_sasl_auth_enable = yes", *_route_services("postfix")])
+    return {
+        "staff": staff,
+        "instances": channels,
+        "accounts": {"unit": "mailappliance-account-policy", "file": "/etc/mailappliance/accounts.json",
+                     "accounts": {"newsletter": {"channel": "bulk", "daily_quota": 2000000, "rate_per_minute": 6000},
+                                  "shop": {"channel": "orders", "daily_quota": 50000, "rate_per_minute": 600}},
+                     "error": "", "socket": "active"},
+    }
+
+
+def outbound_host() -> dict[str, Any]:
+    """The healthy appliance with the example site's outbound: section deployed."""
+    return {**host(), "outbound": outbound()}
 
 
 def dns(domain: str = DOMAIN, hostname: str = HOSTNAME) -> dict[str, Any]:

@@ -115,5 +115,5 @@ def test_dns_that_does_not_answer_is_an_error_not_a_crash(root: Path, knot: dnsf
         f"DNS could not be checked against {knot.address}: no lookup got an answer from {knot.address} "
         "(lookup failed: no answer within 0.3 s; lookup failed: not asked: 2 lookups in a row got no answer, "
         "the server looks down)")
-    # The rest of the audit still ran.
-    assert {c["status"] for c in data["controls"] if c["source"] != "dns"} <= {"pass", "warn"}
+    # The rest of the audit still ran (the site has no outbound: section, so its controls are not applicable).
+    assert {c["status"] for c in data["controls"] if c["source"] != "dns"} <= {"pass", "warn", "not-applicable"}

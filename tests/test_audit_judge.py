@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ from mailappliance.controls import catalogue as cat
 from mailappliance.controls.model import Control, failing_at
 
 SITE = SiteExpectations(spam_add_header=6, spam_reject=15)
+# The README's outbound: example as the inventory writes it; fx.outbound_host() is its healthy appliance.
+OUTBOUND = SiteExpectations(spam_add_header=6, spam_reject=15, outbound=fx.outbound_site())
+OUTBOUND_IDS = ("OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES")
 
 
 def statuses(controls: list[Control]) -> dict[str, str]:
@@ -27,8 +31,9 @@ def probe_controls(probes: dict[str, Any], now: datetime.datetime = fx.NOW) -> d
     return statuses(judge_probes(probes, fx.HOSTNAME, now, fx.policy()))
 
 
-def host_controls(host: dict[str, Any], expected: dict[str, str] | None = None) -> dict[str, str]:
-    return statuses(judge_host(host, fx.EXPECTED_FILES if expected is None else expected, SITE))
+def host_controls(host: dict[str, Any], expected: dict[str, str] | None = None,
+                  site: SiteExpectations = SITE) -> dict[str, str]:
+    return statuses(judge_host(host, fx.EXPECTED_FILES if expected is None else expected, site))
 
 
 def test_healthy_probes_pass_with_self_signed_warnings() -> None:
@@ -42,9 +47,19 @@ def test_healthy_probes_pass_with_self_signed_warnings() -> None:
 
 
 def test_healthy_host_passes() -> None:
-    seen = host_controls(fx.host())
+    seen = host_controls(fx.outbound_host(), site=OUTBOUND)
     assert set(seen.values()) == {"pass"}, seen
-    assert len(seen) == 19
+    assert len(seen) == 23
+
+
+def test_a_site_without_outbound_makes_the_outbound_controls_not_applicable() -> None:
+    # Whatever the host holds: the audit has no routes, channels or accounts to hold it to.
+    for host in (fx.host(), fx.outbound_host(), {**fx.host(), "outbound": {"error": "exit 1"}}):
+        controls = judge_host(host, fx.EXPECTED_FILES, SITE)
+        assert {c.id: c.status for c in controls if c.status != "pass"} == dict.fromkeys(OUTBOUND_IDS,
+                                                                                          "not-applicable")
+        assert {c.evidence for c in controls if c.id in OUTBOUND_IDS} == {"the site has no outbound: section"}
+    assert len(controls) == 23
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -125,6 +140,16 @@ def test_certificate_names_follow_rfc_6125() -> None:
     assert name_matches("MAIL.demo.test", "mail.demo.test")
 
 
+def _drop(path: list[Any], prefix: str) -> Callable[[dict[str, Any]], None]:
+    """Remove the lines of a list that start with `prefix` (a master.cf override, say)."""
+    def apply(data: dict[str, Any]) -> None:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = [line for line in target[path[-1]] if not line.startswith(prefix)]
+    return apply
+
+
 HOST_BREAKS = {
     "POSTFIX-RELAY": _set(["postconf", 1], "mynetworks = 0.0.0.0/0"),
     "POSTFIX-TLS-PROTOCOLS": _set(["postconf", 2], "smtpd_tls_protocols = >=TLSv1"),
@@ -133,6 +158,15 @@ HOST_BREAKS = {
     "POSTFIX-MILTER-TEMPFAIL": _set(["postconf", 7], "milter_default_action = accept"),
     "POSTFIX-SMUGGLING": _set(["postconf", 10], "smtpd_forbid_bare_newline = no"),
     "POSTFIX-QUEUE-AGE": _set(["postfix_queues", "summary"], [f"deferred 3 {int(fx.CLOCK) - 5 * 86400}"]),
+    # The orders channel may send to isp1 in clear (TLS if offered, and then unchecked).
+    "OUTBOUND-RELAY-TLS": _set(["outbound", "instances", 0, "tls_policy", fx.ISP1], "may"),
+    # The orders channel's "*" route (isp1, then isp2) lost its fallback: isp1 down stops the channel.
+    "OUTBOUND-ROUTE-FALLBACK": _drop(["outbound", "instances", 0, "services"], "route2/unix/smtp_fallback_relay"),
+    # The shop account without a daily quota.
+    "OUTBOUND-ACCOUNT-LIMITS": _set(["outbound", "accounts", "accounts", "shop", "daily_quota"], None),
+    # 25,000 messages deferred in the bulk channel, more than its active queue (20,000) can retry at once.
+    "OUTBOUND-CHANNEL-QUEUES": _set(["outbound", "instances", 1, "queues", "summary"],
+                                    [f"deferred 25000 {int(fx.CLOCK) - 3600}"]),
     "DOVECOT-TLS": _set(["doveconf", 1], "ssl_min_protocol = TLSv1"),
     "DOVECOT-PLAINTEXT": _set(["doveconf", 2], "disable_plaintext_auth = no"),
     "DOVECOT-PASSWORD-SCHEME": _set(["password_schemes"], ["SHA512-CRYPT", "PLAIN"]),
@@ -167,9 +201,10 @@ def test_the_tls_key_judged_is_the_one_postfix_loads(chain_files: str, stat_line
 
 @pytest.mark.parametrize("control", sorted(HOST_BREAKS))
 def test_each_host_control_fails_for_its_misconfiguration(control: str) -> None:
-    host = fx.host()
+    # The appliance of a site with every outbound feature, so that every host control is judged.
+    host = fx.outbound_host()
     HOST_BREAKS[control](host)
-    seen = host_controls(host)
+    seen = host_controls(host, site=OUTBOUND)
     assert seen[control] == "fail"
     # A stopped clamd is also a service down: the two controls are meant to overlap there.
     expected = {control, "HOST-SERVICES"} if control == "CLAMAV-RUNNING" else {control}
@@ -289,6 +324,241 @@ def test_scan_time_passes_before_the_first_scan() -> None:
                                                           "scanned in all)")
 
 
+def outbound_control(control_id: str, host: dict[str, Any] | None = None,
+                     site: dict[str, Any] | None = None) -> Control:
+    """One outbound control, judged on the example site's appliance (or `host`) against the example site (or
+    `site`, the inventory's outbound variables)."""
+    expectations = OUTBOUND if site is None else SiteExpectations(6, 15, site)
+    controls = judge_host(fx.outbound_host() if host is None else host, fx.EXPECTED_FILES, expectations)
+    return next(c for c in controls if c.id == control_id)
+
+
+def _carrier(site: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in site["carriers"] if c["name"] == name)
+
+
+@pytest.mark.parametrize("site_tls, host_level, status", [
+    ("verify", "verify", "pass"), ("verify", "secure", "pass"), ("verify", "dane-only", "pass"),
+    ("encrypt", "verify", "pass"),
+    # encrypt: TLS without a certificate check. What the site asked for is a warning, less than it asked a failure.
+    ("encrypt", "encrypt", "warn"), ("verify", "encrypt", "fail"),
+    # Opportunistic levels let the relay login and the mail cross in clear.
+    ("verify", "may", "fail"), ("encrypt", "dane", "fail"), ("verify", "none", "fail"), ("verify", "", "fail"),
+])
+def test_relay_tls_levels(site_tls: str, host_level: str, status: str) -> None:
+    site, host = fx.outbound_site(), fx.outbound_host()
+    _carrier(site, "isp2")["tls"] = site_tls
+    for instance in (host["outbound"]["staff"], *host["outbound"]["instances"]):
+        instance["tls_policy"][fx.ISP2] = host_level
+    control = outbound_control("OUTBOUND-RELAY-TLS", host, site)
+    assert control.status == status
+    lines = control.evidence.splitlines()
+    # Each instance (staff, orders, bulk) and each relay its routes use: one line each.
+    assert len(lines) == 6 and f"{status}: postfix-orders: isp2 {fx.ISP2}: {host_level}" in "\n".join(lines)
+
+
+def test_relay_tls_fails_for_a_relay_missing_from_the_policy_table_or_a_transport_without_it() -> None:
+    host = fx.outbound_host()
+    del host["outbound"]["staff"]["tls_policy"][fx.ISP1]
+    control = outbound_control("OUTBOUND-RELAY-TLS", host)
+    assert control.status == "fail"
+    assert (f"fail: postfix (staff): isp1 {fx.ISP1} is not in the TLS policy table "
+            "(texthash:/etc/postfix/tls_policy), so smtp_tls_security_level = dane applies") in control.evidence
+    host = fx.outbound_host()
+    host["outbound"]["instances"][1]["services"].append("route2/unix/smtp_tls_policy_maps =")
+    control = outbound_control("OUTBOUND-RELAY-TLS", host)
+    assert control.status == "fail"
+    assert ("fail: postfix-bulk: route2/unix overrides smtp_tls_policy_maps (empty), so its relays are not held to "
+            "texthash:/etc/postfix-bulk/tls_policy") in control.evidence
+
+
+def test_relay_tls_judges_only_the_relays_a_channels_routes_use() -> None:
+    site = fx.outbound_site()
+    # isp1 only serves the dedicated channels now: the staff instance's table need not hold it.
+    site["routes"][0]["channels"] = ["orders", "bulk"]
+    site["routes"].insert(0, {"domains": ["partner.example.net"], "channels": ["staff"], "carriers": ["isp2"]})
+    host = fx.outbound_host()
+    del host["outbound"]["staff"]["tls_policy"][fx.ISP1]
+    control = outbound_control("OUTBOUND-RELAY-TLS", host, site)
+    assert control.status == "pass"
+    assert [line for line in control.evidence.splitlines() if "(staff)" in line] == [
+        f"pass: postfix (staff): isp2 {fx.ISP2}: verify"]
+    # Only direct delivery: no relay to judge.
+    site["routes"] = [{"domains": ["*"], "channels": ["staff", "orders", "bulk"], "carriers": ["direct"]}]
+    control = outbound_control("OUTBOUND-RELAY-TLS", host, site)
+    assert (control.status, control.evidence) == ("not-applicable", "no route sends through a relay carrier")
+
+
+def test_route_fallback_evidence_names_each_route_and_its_transport() -> None:
+    control = outbound_control("OUTBOUND-ROUTE-FALLBACK")
+    assert control.evidence.splitlines() == [
+        f"pass: postfix-{channel}: {domains} via {carriers} ({transport} with smtp_fallback_relay {fallback})"
+        for channel in ("orders", "bulk")
+        for domains, carriers, transport, fallback in (
+            (".de, .fr, .co.uk and 1 more", "isp2, then isp1", "route1", fx.ISP1),
+            ("*", "isp1, then isp2", "route2", fx.ISP2))]
+
+
+def test_a_route_with_one_carrier_warns_and_a_host_without_the_sites_fallback_fails() -> None:
+    # The site's orders and bulk "*" route has isp1 alone; the host does as told (route2 has no fallback).
+    site = fx.outbound_site()
+    site["routes"][1]["carriers"] = ["isp1"]
+    host = fx.outbound_host()
+    for instance in host["outbound"]["instances"]:
+        instance["services"].remove(f"route2/unix/smtp_fallback_relay = {fx.ISP2}")
+    control = outbound_control("OUTBOUND-ROUTE-FALLBACK", host, site)
+    assert control.status == "warn" and control.severity == "medium"
+    assert f"warn: postfix-orders: * via isp1 only: no fallback carrier (route2:{fx.ISP1})" in control.evidence
+    # The site asks isp1, then isp2, and the host has isp1 alone: failover would not happen.
+    control = outbound_control("OUTBOUND-ROUTE-FALLBACK", host)
+    assert control.status == "fail"
+    assert (f"fail: postfix-bulk: * via isp1, then isp2: no transport of the transport table sends to {fx.ISP1} "
+            f"with fallback {fx.ISP2}; to that next hop the host has route2:{fx.ISP1} (fallback none)"
+            in control.evidence)
+
+
+def test_the_implied_direct_route_of_a_channel_warns() -> None:
+    # Without a "*" route of its own, a channel's other mail goes direct, with no carrier to fall back to.
+    site = fx.outbound_site()
+    site["routes"][1]["channels"] = ["orders"]
+    site["routes"][2]["channels"] = ["staff", "bulk"]
+    host = fx.outbound_host()
+    transports = host["outbound"]["instances"][1]["transports"]
+    transports["route3:"] = transports.pop(f"route2:{fx.ISP1}")
+    control = outbound_control("OUTBOUND-ROUTE-FALLBACK", host, site)
+    assert control.status == "warn"
+    assert "warn: postfix-bulk: * via direct only: no fallback carrier (route3:)" in control.evidence.splitlines()
+
+
+def test_route_fallback_is_not_applicable_without_dedicated_channels() -> None:
+    site = fx.outbound_site()
+    site["channels"], site["accounts"] = [], []
+    for route in site["routes"]:
+        route["channels"] = ["staff"]
+    control = outbound_control("OUTBOUND-ROUTE-FALLBACK", site=site)
+    assert (control.status, control.evidence) == ("not-applicable", "the site has no dedicated channel")
+    assert outbound_control("OUTBOUND-ACCOUNT-LIMITS", site=site).status == "not-applicable"
+
+
+def test_a_missing_channel_instance_fails_every_outbound_control() -> None:
+    host = fx.outbound_host()
+    host["outbound"]["instances"] = host["outbound"]["instances"][:1]
+    controls = {i: outbound_control(i, host) for i in OUTBOUND_IDS}
+    assert {i: c.status for i, c in controls.items()} == dict.fromkeys(OUTBOUND_IDS, "fail")
+    assert all("fail: postfix-bulk: no such Postfix instance on the host (not in the staff instance's "
+               "multi_instance_directories)" in c.evidence for c in controls.values())
+
+
+def test_what_the_reader_could_not_read_is_an_error() -> None:
+    host = fx.outbound_host()
+    host["outbound"]["instances"][0]["errors"] = [
+        "postmap -s texthash:/etc/postfix-orders/tls_policy: exit 1: postmap: fatal: open /etc/postfix-orders/"
+        "tls_policy: No such file or directory"]
+    control = outbound_control("OUTBOUND-RELAY-TLS", host)
+    assert control.status == "error"
+    assert "error: postfix-orders: postmap -s texthash:/etc/postfix-orders/tls_policy: exit 1" in control.evidence
+    host = {**fx.outbound_host(), "outbound": {"error": "the outbound reader failed (exit 1): Traceback ..."}}
+    controls = [outbound_control(i, host) for i in OUTBOUND_IDS]
+    assert {c.status for c in controls} == {"error"}
+    assert controls[0].evidence == ("the host's outbound setup could not be read: the outbound reader failed (exit 1): "
+                                    "Traceback ...")
+
+
+def test_account_limits_evidence() -> None:
+    control = outbound_control("OUTBOUND-ACCOUNT-LIMITS")
+    assert control.severity == "high"
+    assert control.evidence.splitlines() == [
+        "pass: shop (orders): daily quota 50000, 600 a minute",
+        "pass: newsletter (bulk): daily quota 2000000, 6000 a minute",
+        "pass: mailappliance-account-policy.socket is active",
+        f"pass: postfix-bulk 2588/inet: smtpd_end_of_data_restrictions = check_policy_service {fx.POLICY_SOCKET}",
+        f"pass: postfix-orders 2587/inet: smtpd_end_of_data_restrictions = check_policy_service {fx.POLICY_SOCKET}",
+    ]
+
+
+def _accounts(host: dict[str, Any]) -> dict[str, Any]:
+    return host["outbound"]["accounts"]
+
+
+@pytest.mark.parametrize("case, change, status, line", [
+    ("missing", lambda h: _accounts(h)["accounts"].pop("newsletter"), "fail",
+     "fail: newsletter (bulk): not in /etc/mailappliance/accounts.json, so nothing limits it"),
+    ("no rate", lambda h: _accounts(h)["accounts"]["shop"].update(rate_per_minute=0), "fail",
+     "fail: shop (orders): daily quota 50000, 0 a minute: a limit is missing or not a positive number"),
+    ("not the site's", lambda h: _accounts(h)["accounts"]["shop"].update(daily_quota=500000), "fail",
+     "fail: shop (orders): daily quota 500000, 600 a minute; the site has orders, daily quota 50000, 600 a minute"),
+    ("other channel", lambda h: _accounts(h)["accounts"]["shop"].update(channel="bulk"), "fail",
+     "fail: shop (bulk): daily quota 50000, 600 a minute; the site has orders, daily quota 50000, 600 a minute"),
+    ("unreadable", lambda h: _accounts(h).update(accounts=None, error="/etc/mailappliance/accounts.json: "
+                                                 "FileNotFoundError: [Errno 2] No such file or directory"), "fail",
+     "fail: the accounts file of mailappliance-account-policy could not be read, so no account's limits are known: "
+     "/etc/mailappliance/accounts.json: FileNotFoundError: [Errno 2] No such file or directory"),
+    ("socket down", lambda h: _accounts(h).update(socket="failed"), "fail",
+     "fail: mailappliance-account-policy.socket is failed: no message of an account can be counted, so each is "
+     "deferred"),
+    ("listener without the policy", lambda h: h["outbound"]["instances"][0]["services"].append(
+        "2587/inet/smtpd_end_of_data_restrictions ="), "fail",
+     "fail: postfix-orders 2587/inet: smtpd_end_of_data_restrictions = (empty), so its accounts send without limits"),
+    ("stale", lambda h: _accounts(h)["accounts"].update(old={"channel": "bulk", "daily_quota": 1,
+                                                             "rate_per_minute": 1}), "warn",
+     "warn: /etc/mailappliance/accounts.json also lists old, accounts the site does not have"),
+])
+def test_account_limits_fail_for_what_lets_an_account_send_unlimited(case: str, change: Callable[[dict], Any],
+                                                                      status: str, line: str) -> None:
+    host = fx.outbound_host()
+    change(host)
+    control = outbound_control("OUTBOUND-ACCOUNT-LIMITS", host)
+    assert control.status == status, case
+    assert line in control.evidence.splitlines(), control.evidence
+
+
+def test_channel_queues_evidence() -> None:
+    control = outbound_control("OUTBOUND-CHANNEL-QUEUES")
+    assert control.evidence.splitlines() == [
+        "pass: postfix (staff): deferred: 1 message, oldest 3.0 h (ages: POSTFIX-QUEUE-AGE); deferred count: warn "
+        "over 5000, fail over 20000",
+        *[f"pass: postfix-{channel}: maildrop: empty; incoming: empty; active: empty; deferred: empty; hold: empty; "
+          "deferred count: warn over 5000, fail over 20000" for channel in ("orders", "bulk")],
+    ]
+
+
+@pytest.mark.parametrize("instance, summary, limit, status", [
+    # Deferred messages against a quarter of the active queue limit (warn) and the limit itself (fail).
+    ("bulk", ["deferred 5000 {old}"], "20000", "pass"), ("bulk", ["deferred 5001 {old}"], "20000", "warn"),
+    ("bulk", ["deferred 20000 {old}"], "20000", "warn"), ("bulk", ["deferred 20001 {old}"], "20000", "fail"),
+    ("bulk", ["deferred 251 {old}"], "1000", "warn"), ("bulk", ["deferred 1001 {old}"], "1000", "fail"),
+    # The staff instance's count is judged here too, its ages by POSTFIX-QUEUE-AGE only.
+    ("staff", ["deferred 20001 {old}"], "20000", "fail"), ("staff", ["active 1 {stuck}"], "20000", "pass"),
+    # A dedicated channel's ages as POSTFIX-QUEUE-AGE judges the staff ones.
+    ("orders", ["active 1 {stuck}"], "20000", "fail"), ("orders", ["deferred 1 {week}"], "20000", "fail"),
+    ("orders", ["deferred 1 {two_days}"], "20000", "warn"), ("orders", ["hold 3 {two_days}"], "20000", "warn"),
+])
+def test_channel_queue_thresholds(instance: str, summary: list[str], limit: str, status: str) -> None:
+    host = fx.outbound_host()
+    times = {"old": int(fx.CLOCK) - HOUR, "stuck": int(fx.CLOCK) - 3 * HOUR, "week": int(fx.CLOCK) - 7 * DAY,
+             "two_days": int(fx.CLOCK) - 2 * DAY}
+    lines = [line.format(**times) for line in summary]
+    outbound = host["outbound"]
+    target = outbound["staff"] if instance == "staff" else outbound["instances"][("orders", "bulk").index(instance)]
+    target["postconf"] = [line if not line.startswith("qmgr_message_active_limit") else
+                          f"qmgr_message_active_limit = {limit}" for line in target["postconf"]]
+    if instance == "staff":
+        host["postfix_queues"]["summary"] = lines
+    else:
+        target["queues"]["summary"] = lines
+    assert outbound_control("OUTBOUND-CHANNEL-QUEUES", host).status == status
+
+
+def test_a_channel_that_is_down_makes_its_queues_an_error() -> None:
+    host = fx.outbound_host()
+    host["outbound"]["instances"][0]["queues"] = {
+        "rc": 69, "summary": [], "error": "postqueue: fatal: Queue report unavailable - mail system is down"}
+    control = outbound_control("OUTBOUND-CHANNEL-QUEUES", host)
+    assert control.status == "error"
+    assert ("error: postfix-orders: postqueue -j failed (exit 69): postqueue: fatal: Queue report unavailable - "
+            "mail system is down") in control.evidence.splitlines()
+
+
 @pytest.mark.parametrize("stat, reason", [
     ({"status": 403, "msg": "Status code was 403 and not [200]: HTTP Error 403: Forbidden"}, "(HTTP 403)"),
     ({"status": -1, "msg": "Status code was -1 and not [200]: Request failed: <urlopen error [Errno 111] "
@@ -309,6 +579,7 @@ def test_a_run_that_changed_something_is_an_error() -> None:
 
     class _Site:
         spam = Spam()
+        outbound = None
 
     changed = HostInspection(evidence={"h": fx.host()}, expected={"h": fx.EXPECTED_FILES},
                              stats={"changed": {"h": 1}, "ok": {"h": 16}})
@@ -318,6 +589,24 @@ def test_a_run_that_changed_something_is_an_error() -> None:
     unreachable = HostInspection(stats=None, error="cannot reach h")
     controls, _ = judge_inspection(unreachable, _Site())  # type: ignore[arg-type]
     assert statuses(controls) == {"AUDIT-READ-ONLY": "error", "AUDIT-HOST-INSPECTION": "error"}
+
+
+def test_the_site_files_outbound_section_is_what_the_host_is_judged_by(outbound_site: Path, site_dir: Path) -> None:
+    from mailappliance.audit.run import judge_inspection
+    from mailappliance.site import load_site
+
+    site = load_site(site_dir / outbound_site)
+    inspection = HostInspection(evidence={"h": fx.outbound_host()}, expected={"h": fx.EXPECTED_FILES},
+                                stats={"changed": {}, "ok": {"h": 16}})
+    controls, _ = judge_inspection(inspection, site)
+    seen = statuses(controls)
+    assert set(seen.values()) == {"pass"} and set(OUTBOUND_IDS) <= set(seen), seen
+    # The site's routes, as the inventory writes them for the roles, are what each route's verdict names.
+    fallback = next(c for c in controls if c.id == "OUTBOUND-ROUTE-FALLBACK")
+    assert fallback.evidence.splitlines()[1].startswith("pass: postfix-orders: * via isp1, then isp2 (route2")
+    inspection.evidence["h"]["outbound"]["accounts"]["accounts"]["shop"]["rate_per_minute"] = 6000
+    controls, _ = judge_inspection(inspection, site)
+    assert [c.id for c in controls if c.status != "pass"] == ["OUTBOUND-ACCOUNT-LIMITS"]
 
 
 def test_fail_on_threshold() -> None:

@@ -75,9 +75,17 @@ def test_the_controller_is_where_the_rspamd_role_binds_it() -> None:
     assert plays[0]["vars"]["audit_rspamd_controller"] == f"127.0.0.1:{defaults['rspamd__controller_port']}"
 
 
+def play_vars() -> dict[str, Any]:
+    return yaml.safe_load(PLAYBOOK.read_text())[0]["vars"]
+
+
 def test_only_queue_names_counts_and_arrival_times_leave_the_host() -> None:
     summary = next(t for t in tasks() if t["name"] == "Sum up the Postfix queues")
     assert "postqueue -j | python3 -c \"$SUMMARY\"" in summary["ansible.builtin.shell"]["cmd"]
+    # The channels' queues are summed up by the same program.
+    assert summary["environment"]["SUMMARY"] == "{{ audit_queue_summary }}"
+    assert next(t for t in tasks() if t["name"] == "Read the outbound setup of every Postfix instance")[
+        "environment"]["SUMMARY"] == "{{ audit_queue_summary }}"
     listing = [
         {"queue_name": "deferred", "queue_id": "4F1A2B3C", "arrival_time": 1764000000, "message_size": 812,
          "forced_expire": False, "sender": "alice@alpha.test",
@@ -87,7 +95,7 @@ def test_only_queue_names_counts_and_arrival_times_leave_the_host() -> None:
         {"queue_name": "hold", "queue_id": "6B7C8D9E", "arrival_time": 1764100000, "message_size": 10,
          "forced_expire": False, "sender": "dave@alpha.test", "recipients": [{"address": "erin@example.com"}]},
     ]
-    result = subprocess.run([sys.executable, "-c", summary["environment"]["SUMMARY"]], check=True, text=True,
+    result = subprocess.run([sys.executable, "-c", play_vars()["audit_queue_summary"]], check=True, text=True,
                             capture_output=True, input="".join(json.dumps(m) + "\n" for m in listing))
     assert result.stdout.splitlines() == ["deferred 2 1763990000", "hold 1 1764100000"]
 
@@ -102,3 +110,22 @@ def test_clamav_databases_are_found_by_the_site_models_extensions() -> None:
     text = (PROJECT_DIR / "playbooks" / "audit.yml").read_text()
     assert "mailappliance__audit_clamav_database_extensions" in text and "use_regex: true" in text
     assert '"*.hdb"' not in text
+
+
+def test_the_outbound_reader_only_reads() -> None:
+    # Its commands: postconf to print settings, postmap -s to print a table, postqueue -j to list a queue, and
+    # systemctl show; never postconf -e or -X, postmap building a table, postsuper, or a systemctl verb.
+    reader = next(t for t in tasks() if t["name"] == "Read the outbound setup of every Postfix instance")
+    assert reader["ansible.builtin.command"]["argv"] == ["python3", "-c", "{{ audit_outbound_reader }}"]
+    program = reader["vars"]["audit_outbound_reader"]
+    calls = re.findall(r'(?:run|argv = )\(?\[\s*("[^"]*"|sys\.executable)((?:\s*,\s*(?:"[^"]*"|\*\w+))*)', program)
+    assert {tool for tool, _ in calls} == {'"postconf"', '"postmap"', '"postqueue"', '"systemctl"', "sys.executable"}
+    for tool, arguments in calls:
+        words = re.findall(r'"([^"]*)"', arguments)
+        assert {
+            '"postconf"': lambda: set(words) <= {"-x", "-P"},
+            '"postmap"': lambda: words == ["-s"],
+            '"postqueue"': lambda: words == ["-j"],
+            '"systemctl"': lambda: words[0] == "show" and "--value" in words,
+            "sys.executable": lambda: words == ["-c"],
+        }[tool](), (tool, words)

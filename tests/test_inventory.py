@@ -15,7 +15,7 @@ from passlib.hash import sha512_crypt
 from conftest import GOLDEN_DIR, MINIMAL_SITE, write_site
 from mailappliance import vault
 from mailappliance.errors import UserError
-from mailappliance.inventory import inventory_paths, read_mailbox_passwords, write_inventory
+from mailappliance.inventory import inventory_paths, read_account_passwords, read_mailbox_passwords, write_inventory
 from mailappliance.site import load_site
 
 # Set UPDATE_GOLDEN=1 to rewrite the golden files from the current output (then review the git diff).
@@ -150,6 +150,8 @@ def test_passwords_survive_changes_and_new_mailboxes_get_new_ones(site_dir: Path
     assert list(decrypted_vault(third.paths.directory)["mailappliance__mailbox_passwords"]) == ["bob@beta.test"]
     assert read_mailbox_passwords("molecule", Path("inventories")) == {
         "bob@beta.test": second.new_passwords["bob@beta.test"]}
+    # A site without sending accounts has none to read.
+    assert read_account_passwords("molecule", Path("inventories")) == {}
 
 
 def test_vault_password_is_generated_once(full_site: Path) -> None:
@@ -322,6 +324,7 @@ def test_account_passwords_are_kept_and_go_with_their_account(outbound_site: Pat
     assert third.new_account_passwords == {}
     secrets = decrypted_vault(third.paths.directory)
     assert secrets["mailappliance__outbound_account_passwords"] == {"shop": first.new_account_passwords["shop"]}
+    assert read_account_passwords("acme", Path("inventories")) == {"shop": first.new_account_passwords["shop"]}
 
 
 def test_relay_password_set_in_the_vault_is_kept(outbound_site: Path, site_dir: Path) -> None:

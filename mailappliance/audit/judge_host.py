@@ -44,12 +44,40 @@ TLS_KEY_OWNER = ("root", "root", "0600")
 DKIM_KEY_OWNER = ("_rspamd", "_rspamd", "0640")
 
 
+# Outbound (the site file's outbound: section). The postfix role names a dedicated channel's instance so.
+CHANNEL_INSTANCE = "postfix-{}"
+STAFF_CHANNEL = "staff"
+# smtp_tls_policy_maps levels by what they check of a relay: its certificate (pass), only that TLS is used
+# (warn), or nothing at all (fail; dane falls back to may without TLSA records, which a relay rarely has).
+VERIFIED_TLS_LEVELS = ("verify", "secure", "dane-only", "fingerprint")
+UNVERIFIED_TLS_LEVELS = ("encrypt",)
+# Postfix's default qmgr_message_active_limit, for an instance whose setting was not read.
+DEFAULT_ACTIVE_LIMIT = 20000
+# Deferred messages of one instance, as a share of its active queue limit, above which it is backed up.
+DEFERRED_WARN_SHARE = 0.25
+DEFERRED_FAIL_SHARE = 1.0
+NO_OUTBOUND = "the site has no outbound: section"
+
+
 @dataclass(frozen=True)
 class SiteExpectations:
     """What the site file promises, for the controls that compare against it."""
 
     spam_add_header: float
     spam_reject: float
+    # The outbound: section as the inventory hands it to the roles (see outbound_expectations); None without one.
+    outbound: dict[str, list[dict[str, Any]]] | None = None
+
+
+def outbound_expectations(site_vars: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
+    """The `mailappliance__outbound_*` variables the inventory writes (carriers with their nexthop, routes with
+    every channel spelled out and the implied catch-all last, channels, accounts), keyed carriers, routes,
+    channels and accounts; None for a site without an outbound: section. The controls compare the host with
+    exactly what the roles were given."""
+    if "mailappliance__outbound_carriers" not in site_vars:
+        return None
+    return {part: list(site_vars.get(f"mailappliance__outbound_{part}") or [])
+            for part in ("carriers", "routes", "channels", "accounts")}
 
 
 def settings(lines: list[str]) -> dict[str, str]:
@@ -74,6 +102,7 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         postfix_milter(postconf),
         postfix_smuggling(postconf),
         postfix_queue_age(evidence.get("postfix_queues") or {}, now),
+        *judge_outbound(evidence, site.outbound, now),
         dovecot_tls(doveconf),
         dovecot_plaintext(doveconf),
         dovecot_password_scheme(evidence.get("passdb") or [], evidence.get("password_schemes") or []),
@@ -160,12 +189,18 @@ def postfix_tls_ciphers(postconf: dict[str, str]) -> Control:
     return cat.POSTFIX_TLS_CIPHERS.judge(WARN if weak else PASS, evidence)
 
 
-def postfix_auth(postconf: dict[str, str], services: list[str]) -> Control:
+def service_overrides(lines: list[str]) -> dict[str, dict[str, str]]:
+    """`postconf -P` lines ("service/type/parameter = value") as {"service/type": {parameter: value}}."""
     overrides: dict[str, dict[str, str]] = {}
-    for line in services:
+    for line in lines:
         key, _, value = line.partition("=")
         service, _, parameter = key.strip().rpartition("/")
         overrides.setdefault(service, {})[parameter] = value.strip()
+    return overrides
+
+
+def postfix_auth(postconf: dict[str, str], services: list[str]) -> Control:
+    overrides = service_overrides(services)
     problems = []
     if postconf.get("smtpd_sasl_auth_enable") != "no":
         problems.append(f"main.cf smtpd_sasl_auth_enable = {postconf.get('smtpd_sasl_auth_enable')} (AUTH on port 25)")
@@ -212,27 +247,316 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def _queue_lines(queues: dict[str, Any], now: float) -> tuple[dict[str, tuple[int, float]], list[str], list[str]]:
+    """Each queue's message count and age of its oldest message, with the POSTFIX-QUEUE-AGE verdict of each."""
+    found: dict[str, tuple[int, float]] = {}
+    for line in queues.get("summary") or []:
+        name, count, oldest = line.split()
+        found[name] = int(count), max(now - float(oldest), 0)
+    seen, statuses = [], [PASS]
+    for name, (warn, fail) in QUEUE_AGE_LIMITS.items():
+        if name not in found:
+            seen.append(_queue_text(name, found))
+            continue
+        age = found[name][1]
+        status = FAIL if fail is not None and age > fail else WARN if age > warn else PASS
+        statuses.append(status)
+        seen.append(_queue_text(name, found) + ("" if status == PASS else f" ({status})"))
+    return found, seen, statuses
+
+
+def _queue_text(name: str, found: dict[str, tuple[int, float]]) -> str:
+    if name not in found:
+        return f"{name}: empty"
+    count, age = found[name]
+    return f"{name}: {count} message{'s' if count != 1 else ''}, oldest {_age(age)}"
+
+
 def postfix_queue_age(queues: dict[str, Any], now: float) -> Control:
     """`queues`: postqueue -j summed up on the host ("QUEUE COUNT OLDEST_ARRIVAL" lines), or why that failed."""
     if queues.get("rc") != 0:
         return cat.POSTFIX_QUEUE_AGE.judge(ERROR, f"postqueue -j failed (exit {queues.get('rc', '?')}): "
                                                   f"{str(queues.get('error') or '')[:200]}")
-    found = {}
-    for line in queues.get("summary") or []:
-        name, count, oldest = line.split()
-        found[name] = int(count), float(oldest)
-    seen, statuses = [], [PASS]
-    for name, (warn, fail) in QUEUE_AGE_LIMITS.items():
-        if name not in found:
-            seen.append(f"{name}: empty")
-            continue
-        count, oldest = found[name]
-        age = max(now - oldest, 0)
-        status = FAIL if fail is not None and age > fail else WARN if age > warn else PASS
-        statuses.append(status)
-        seen.append(f"{name}: {count} message{'s' if count != 1 else ''}, oldest {_age(age)}"
-                    + ("" if status == PASS else f" ({status})"))
+    _, seen, statuses = _queue_lines(queues, now)
     return cat.POSTFIX_QUEUE_AGE.judge(worst(statuses), "; ".join(seen))
+
+
+@dataclass(frozen=True)
+class _Instance:
+    """One Postfix instance as the outbound reader of playbooks/audit.yml saw it."""
+
+    name: str
+    settings: dict[str, str]
+    services: dict[str, dict[str, str]]
+    tls_policy: dict[str, str]
+    transports: dict[str, int]
+    queues: dict[str, Any]
+    errors: tuple[str, ...]
+
+    @classmethod
+    def read(cls, data: dict[str, Any], name: str) -> _Instance:
+        return cls(name=name, settings=settings(data.get("postconf") or []),
+                   services=service_overrides(data.get("services") or []),
+                   tls_policy={str(k).lower(): str(v) for k, v in (data.get("tls_policy") or {}).items()},
+                   transports={str(k): int(v) for k, v in (data.get("transports") or {}).items()},
+                   queues=data.get("queues") or {}, errors=tuple(data.get("errors") or ()))
+
+    def setting(self, service: str, name: str) -> str:
+        """A parameter as one master.cf service sees it: its -o override, else main.cf's value."""
+        return self.services.get(service, {}).get(name, self.settings.get(name, ""))
+
+    def fallbacks(self, transport: str) -> list[str]:
+        value = self.services.get(f"{transport}/unix", {}).get("smtp_fallback_relay",
+                                                               self.settings.get("smtp_fallback_relay", ""))
+        return [relay.lower() for relay in re.split(r"[\s,]+", value) if relay]
+
+
+@dataclass(frozen=True)
+class _Outbound:
+    """The outbound evidence of one host: its staff instance and each dedicated channel's, by channel name."""
+
+    staff: _Instance
+    channels: dict[str, _Instance]
+    accounts: dict[str, Any]
+
+    @classmethod
+    def read(cls, data: dict[str, Any]) -> _Outbound:
+        instances = {}
+        for instance in data.get("instances") or []:
+            name = str(instance.get("name") or "")
+            instances[name] = _Instance.read(instance, name)
+        # A channel is its instance, named by the postfix role's rule; other instances are not the site's.
+        prefix = CHANNEL_INSTANCE.format("")
+        return cls(staff=_Instance.read(data.get("staff") or {}, "postfix"),
+                   channels={name.removeprefix(prefix): instance for name, instance in instances.items()
+                             if name.startswith(prefix)},
+                   accounts=data.get("accounts") or {})
+
+    def instance(self, channel: str) -> _Instance | None:
+        return self.staff if channel == STAFF_CHANNEL else self.channels.get(channel)
+
+
+def _instance_label(channel: str) -> str:
+    return "postfix (staff)" if channel == STAFF_CHANNEL else CHANNEL_INSTANCE.format(channel)
+
+
+def _missing(channel: str) -> str:
+    return (f"fail: {_instance_label(channel)}: no such Postfix instance on the host (not in the staff instance's "
+            "multi_instance_directories)")
+
+
+def _read_errors(instance: _Instance, channel: str) -> list[str]:
+    """What the reader could not read of an instance: the control could not be checked there."""
+    return [f"error: {_instance_label(channel)}: {error}" for error in instance.errors]
+
+
+def _lines_status(lines: list[str]) -> str:
+    return worst([line.split(":", 1)[0] for line in lines] or [NOT_APPLICABLE])
+
+
+def _domains(route: dict[str, Any]) -> str:
+    domains = list(route.get("domains") or [])
+    shown = ", ".join(domains[:3])
+    return shown + (f" and {len(domains) - 3} more" if len(domains) > 3 else "")
+
+
+def judge_outbound(evidence: dict[str, Any], site: dict[str, list[dict[str, Any]]] | None,
+                   now: float) -> list[Control]:
+    """The outbound controls: not-applicable without an outbound: section, errors when the reader failed."""
+    specs = (cat.OUTBOUND_RELAY_TLS, cat.OUTBOUND_ROUTE_FALLBACK, cat.OUTBOUND_ACCOUNT_LIMITS,
+             cat.OUTBOUND_CHANNEL_QUEUES)
+    if site is None:
+        return [spec.judge(NOT_APPLICABLE, NO_OUTBOUND) for spec in specs]
+    data = evidence.get("outbound")
+    if not isinstance(data, dict) or data.get("error") or "staff" not in data:
+        reason = data.get("error") if isinstance(data, dict) and data.get("error") else "no outbound evidence"
+        return [spec.judge(ERROR, f"the host's outbound setup could not be read: {str(reason)[:300]}")
+                for spec in specs]
+    host = _Outbound.read(data)
+    return [outbound_relay_tls(host, site), outbound_route_fallback(host, site), outbound_account_limits(host, site),
+            outbound_channel_queues(host, site, evidence.get("postfix_queues") or {}, now)]
+
+
+def _channels(site: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [STAFF_CHANNEL] + [str(channel["name"]) for channel in site["channels"]]
+
+
+def outbound_relay_tls(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -> Control:
+    """Every relay a channel's routes use, in that channel's instance: the TLS level its policy table gives the
+    relay's next hop, against what the site asks (tls: verify or encrypt)."""
+    carriers = {str(c["name"]): c for c in site["carriers"]}
+    lines: list[str] = []
+    for channel in _channels(site):
+        used = [carriers[name] for route in site["routes"] if channel in route["channels"]
+                for name in route["carriers"] if name in carriers and carriers[name]["type"] == "relay"]
+        relays = list({str(c["name"]): c for c in used}.values())
+        if not relays:
+            continue
+        instance = host.instance(channel)
+        if instance is None:
+            lines.append(_missing(channel))
+            continue
+        label = _instance_label(channel)
+        lines += _read_errors(instance, channel)
+        maps = instance.settings.get("smtp_tls_policy_maps", "")
+        # A transport of its own policy table would escape the one judged here.
+        for service, options in sorted(instance.services.items()):
+            if "smtp_tls_policy_maps" in options and options["smtp_tls_policy_maps"] != maps:
+                lines.append(f"fail: {label}: {service} overrides smtp_tls_policy_maps "
+                             f"({options['smtp_tls_policy_maps'] or 'empty'}), so its relays are not held to {maps}")
+        for carrier in relays:
+            nexthop, wanted = str(carrier["nexthop"]), str(carrier["tls"])
+            level = instance.tls_policy.get(nexthop.lower())
+            what = f"{label}: {carrier['name']} {nexthop}"
+            if level is None:
+                fallback = instance.settings.get("smtp_tls_security_level", "?")
+                lines.append(f"fail: {what} is not in the TLS policy table ({maps or 'smtp_tls_policy_maps is empty'}),"
+                             f" so smtp_tls_security_level = {fallback} applies")
+            elif level in VERIFIED_TLS_LEVELS:
+                lines.append(f"pass: {what}: {level}")
+            elif level in UNVERIFIED_TLS_LEVELS and wanted != "verify":
+                lines.append(f"warn: {what}: {level} (TLS required, the relay's certificate not checked)")
+            elif level in UNVERIFIED_TLS_LEVELS:
+                lines.append(f"fail: {what}: {level} where the site asks {wanted}")
+            else:
+                lines.append(f"fail: {what}: {level or 'empty'} (TLS not required)")
+    if not lines:
+        return cat.OUTBOUND_RELAY_TLS.judge(NOT_APPLICABLE, "no route sends through a relay carrier")
+    return cat.OUTBOUND_RELAY_TLS.judge(_lines_status(lines), "\n".join(lines))
+
+
+def outbound_route_fallback(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -> Control:
+    """Each route of a dedicated channel: its carriers in the site, and whether the channel's instance has a
+    transport that sends to the primary with the others as smtp_fallback_relay, in order."""
+    carriers = {str(c["name"]): c for c in site["carriers"]}
+    lines: list[str] = []
+    for channel in _channels(site)[1:]:
+        instance = host.instance(channel)
+        if instance is None:
+            lines.append(_missing(channel))
+            continue
+        label = _instance_label(channel)
+        lines += _read_errors(instance, channel)
+        # What the transport table sends to: transport:nexthop, and the transport's fallback relays.
+        chains = {}
+        for value in instance.transports:
+            transport, _, nexthop = value.partition(":")
+            chains[value] = [nexthop.lower(), *instance.fallbacks(transport)]
+        for route in site["routes"]:
+            if channel not in route["channels"]:
+                continue
+            names = [str(name) for name in route["carriers"]]
+            wanted = [str(carriers[name]["nexthop"]).lower() if name in carriers else "?" for name in names]
+            what = f"{label}: {_domains(route)} via {', then '.join(names)}"
+            found = next((value for value, chain in chains.items() if chain == wanted), None)
+            if found is None:
+                seen = [f"{value} (fallback {', '.join(chain[1:]) or 'none'})" for value, chain in chains.items()
+                        if chain[0] == wanted[0]]
+                lines.append(f"fail: {what}: no transport of the transport table sends to {wanted[0] or 'the MX'} "
+                             f"with fallback {', '.join(wanted[1:]) or 'none'}; to that next hop the host has "
+                             f"{'; '.join(seen) or 'nothing'}")
+            elif len(names) == 1:
+                lines.append(f"warn: {what} only: no fallback carrier ({found})")
+            else:
+                lines.append(f"pass: {what} ({found.partition(':')[0]} with smtp_fallback_relay "
+                             f"{', '.join(wanted[1:])})")
+    if not lines:
+        return cat.OUTBOUND_ROUTE_FALLBACK.judge(NOT_APPLICABLE, "the site has no dedicated channel")
+    return cat.OUTBOUND_ROUTE_FALLBACK.judge(_lines_status(lines), "\n".join(lines))
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def outbound_account_limits(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -> Control:
+    """Every account of the site in the policy service's accounts file with the site's channel and limits, the
+    service's socket active, and each channel with accounts asking it at the end of every message."""
+    if not site["accounts"]:
+        return cat.OUTBOUND_ACCOUNT_LIMITS.judge(NOT_APPLICABLE, "the site has no sending accounts")
+    policy = host.accounts
+    unit, path = policy.get("unit") or "the policy service", policy.get("file") or ""
+    deployed = policy.get("accounts")
+    lines: list[str] = []
+    if not isinstance(deployed, dict):
+        lines.append(f"fail: the accounts file of {unit} could not be read, so no account's limits are known: "
+                     f"{policy.get('error') or 'no evidence'}")
+    for account in site["accounts"] if isinstance(deployed, dict) else []:
+        name, want = str(account["name"]), (account["channel"], account["daily_quota"], account["rate_per_minute"])
+        entry = deployed.get(name)
+        if not isinstance(entry, dict):
+            lines.append(f"fail: {name} ({want[0]}): not in {path}, so nothing limits it")
+            continue
+        have = (entry.get("channel"), entry.get("daily_quota"), entry.get("rate_per_minute"))
+        shown = f"{name} ({have[0]}): daily quota {have[1]}, {have[2]} a minute"
+        if not (_positive(have[1]) and _positive(have[2])):
+            lines.append(f"fail: {shown}: a limit is missing or not a positive number")
+        elif have != want:
+            lines.append(f"fail: {shown}; the site has {want[0]}, daily quota {want[1]}, {want[2]} a minute")
+        else:
+            lines.append(f"pass: {shown}")
+    known = {str(account["name"]) for account in site["accounts"]}
+    stale = sorted(str(name) for name in (deployed if isinstance(deployed, dict) else {}) if name not in known)
+    if stale:
+        lines.append(f"warn: {path} also lists {', '.join(stale)}, accounts the site does not have")
+    socket = policy.get("socket") or "unknown"
+    lines.append(f"{'pass' if socket == 'active' else 'fail'}: {unit}.socket is {socket}"
+                 + ("" if socket == "active" else ": no message of an account can be counted, so each is deferred"))
+    channels = {str(c["name"]): c for c in site["channels"]}
+    for channel in sorted({str(account["channel"]) for account in site["accounts"]}):
+        instance = host.instance(channel)
+        if instance is None:
+            lines.append(_missing(channel))
+            continue
+        lines += _read_errors(instance, channel)
+        listener = f"{channels[channel]['submission_port']}/inet" if channel in channels else "?"
+        restrictions = instance.setting(listener, "smtpd_end_of_data_restrictions")
+        asks = "check_policy_service" in restrictions
+        lines.append(f"{'pass' if asks else 'fail'}: {_instance_label(channel)} {listener}: "
+                     f"smtpd_end_of_data_restrictions = {restrictions or '(empty)'}"
+                     + ("" if asks else ", so its accounts send without limits"))
+    return cat.OUTBOUND_ACCOUNT_LIMITS.judge(_lines_status(lines), "\n".join(lines))
+
+
+def _active_limit(instance: _Instance | None) -> int:
+    try:
+        return int((instance.settings if instance else {}).get("qmgr_message_active_limit", ""))
+    except ValueError:
+        return DEFAULT_ACTIVE_LIMIT
+
+
+def _deferred_limits(found: dict[str, tuple[int, float]], limit: int) -> tuple[str, str]:
+    """The verdict on the number of deferred messages, and the limits it was judged by."""
+    count = found.get("deferred", (0, 0.0))[0]
+    warn, fail = int(limit * DEFERRED_WARN_SHARE), int(limit * DEFERRED_FAIL_SHARE)
+    status = FAIL if count > fail else WARN if count > warn else PASS
+    text = f"deferred count: warn over {warn}, fail over {fail}" + ("" if status == PASS else f" ({status})")
+    return status, text
+
+
+def outbound_channel_queues(host: _Outbound, site: dict[str, list[dict[str, Any]]], staff_queues: dict[str, Any],
+                            now: float) -> Control:
+    """Deferred messages of every instance against its active queue limit; a dedicated channel's queue ages."""
+    lines: list[str] = []
+    for channel in _channels(site):
+        label = _instance_label(channel)
+        instance = host.instance(channel)
+        if instance is None:
+            lines.append(_missing(channel))
+            continue
+        queues = staff_queues if channel == STAFF_CHANNEL else instance.queues
+        if queues.get("rc") != 0:
+            lines.append(f"error: {label}: postqueue -j failed (exit {queues.get('rc', '?')}): "
+                         f"{str(queues.get('error') or '')[:200]}")
+            continue
+        found, seen, statuses = _queue_lines(queues, now)
+        status, limits = _deferred_limits(found, _active_limit(instance))
+        if channel == STAFF_CHANNEL:
+            # The staff queues' ages are POSTFIX-QUEUE-AGE's; judged here too, one stuck message would fail both.
+            lines.append(f"{status}: {label}: {_queue_text('deferred', found)} (ages: POSTFIX-QUEUE-AGE); {limits}")
+        else:
+            lines.append(f"{worst([status, *statuses])}: {label}: {'; '.join(seen)}; {limits}")
+    return cat.OUTBOUND_CHANNEL_QUEUES.judge(_lines_status(lines), "\n".join(lines))
 
 
 def dovecot_tls(doveconf: dict[str, str]) -> Control:

@@ -15,7 +15,7 @@ from mailappliance import podman
 from mailappliance.audit import report
 from mailappliance.audit.host import HostAccess, HostInspection, inspect
 from mailappliance.audit.judge_dns import check_dns, judge_dns, no_plan
-from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host
+from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host, outbound_expectations
 from mailappliance.audit.judge_probes import judge_probes
 from mailappliance.audit.probes import PORTS, probe_all
 from mailappliance.controls import catalogue as cat
@@ -23,6 +23,7 @@ from mailappliance.controls.model import ERROR, PASS, Control
 from mailappliance.dns.plan import Plan
 from mailappliance.dns.servers import Server
 from mailappliance.errors import UserError
+from mailappliance.inventory import site_vars
 from mailappliance.site import Site
 from mailappliance.site.mta_sts import site_mta_sts_policy
 
@@ -59,7 +60,9 @@ def judge_inspection(inspection: HostInspection, site: Site) -> tuple[list[Contr
         controls.append(cat.AUDIT_HOST_INSPECTION.judge(ERROR, "the playbook handed over no evidence"))
     else:
         controls.append(cat.AUDIT_HOST_INSPECTION.judge(PASS, f"inspected {', '.join(sorted(inspection.evidence))}"))
-    expectations = SiteExpectations(spam_add_header=site.spam.add_header, spam_reject=site.spam.reject)
+    expectations = SiteExpectations(
+        spam_add_header=site.spam.add_header, spam_reject=site.spam.reject,
+        outbound=outbound_expectations(site_vars(site)) if site.outbound else None)
     kept: dict[str, Any] = {}
     for host, evidence in sorted(inspection.evidence.items()):
         host_controls = judge_host(evidence, inspection.expected.get(host, {}), expectations)

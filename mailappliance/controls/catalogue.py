@@ -32,6 +32,11 @@ RFC9110 = "RFC 9110 (HTTP semantics)"
 RFC5321_TIMEOUTS = "RFC 5321 section 4.5.3.2 (SMTP timeouts)"
 RFC5321_RETRY = "RFC 5321 section 4.5.4.1 (sending strategy: retry for 4-5 days, then give up)"
 QSHAPE = "Postfix QSHAPE_README (diagnosing mail queue congestion)"
+RFC9525 = "RFC 9525 (Service identity in TLS)"
+RFC6409 = "RFC 6409 (Message submission for mail)"
+POSTFIX_TLS_README = "Postfix TLS_README (client TLS security levels, per-destination policy)"
+POSTFIX_FALLBACK = "Postfix postconf(5) smtp_fallback_relay (fallback relays of a transport)"
+POSTFIX_QMGR = "Postfix qmgr(8) (active queue controls: qmgr_message_active_limit)"
 
 # Where a control's evidence comes from; the HTML report groups controls in this order.
 DNS, PROBE, HOST, AUDIT = "dns", "probe", "host", "audit"
@@ -127,6 +132,55 @@ POSTFIX_QUEUE_AGE = Spec(
     "the sender is about to lose it: read the delay reason (`postcat -q ID`) and fix the route, DNS or "
     "destination. Held mail waits for an administrator: `postsuper -H ID` releases it, `postsuper -d ID` "
     "drops it.", (RFC5321_RETRY, QSHAPE), HOST)
+# Outbound mail (the site file's outbound: section); a site without one gets not-applicable.
+OUTBOUND_RELAY_TLS = Spec(
+    "OUTBOUND-RELAY-TLS", "Every relay carrier is reached over TLS with its certificate verified (encrypt: warn)",
+    "high",
+    "Each Postfix instance (staff and every channel) looks up the relay's next hop in its smtp_tls_policy_maps: "
+    "verify checks the relay's certificate against its name (secure, dane-only and fingerprint authenticate it too); "
+    "encrypt requires TLS but accepts any certificate, so whoever can redirect the connection reads the mail and "
+    "the relay login; anything weaker, or a relay missing from the table (then smtp_tls_security_level applies: "
+    "may, or dane, which is no more than may for a relay without TLSA records), can send both in clear. Set the "
+    "carrier's tls: verify in the site file (the default; encrypt only for a relay known by IP address) and "
+    "redeploy (`mailappliance deploy SITE`), which also restores a table that differs from the site.",
+    (RFC3207, RFC8314, RFC9525, POSTFIX_TLS_README, NIST, BSI), HOST)
+OUTBOUND_ROUTE_FALLBACK = Spec(
+    "OUTBOUND-ROUTE-FALLBACK", "Every route of a dedicated channel has a fallback carrier (one carrier only: warn)",
+    "medium",
+    "A route's carriers are tried in turn: its transport has the primary as next hop and the others as "
+    "smtp_fallback_relay, which Postfix uses when the primary refuses, stays silent or answers 4xx. A route with "
+    "one carrier only warns: nothing is lost while that carrier is down, since Postfix keeps the mail deferred "
+    "and retries it for maximal_queue_lifetime (5 days), but the channel's mail waits until the carrier is back "
+    "(OUTBOUND-CHANNEL-QUEUES shows the backlog); give the route a second carrier in the site file "
+    "(outbound.routes[].carriers, which also ends the implied \"*\" -> direct route of a channel without a "
+    "\"*\" route of its own). It fails when the channel's Postfix instance does not do what the site asks: the "
+    "instance is missing, or no transport of its transport table sends to the route's primary with the route's "
+    "fallbacks in order. Redeploy (`mailappliance deploy SITE`).",
+    (POSTFIX_FALLBACK, RFC5321_RETRY), HOST)
+OUTBOUND_ACCOUNT_LIMITS = Spec(
+    "OUTBOUND-ACCOUNT-LIMITS", "Every sending account has the site's daily quota and rate, and its channel "
+    "enforces them", "high",
+    "An account's limits are what stops a leaked password or a runaway application from sending without end in "
+    "the site's name until its addresses are blocklisted. The policy service counts each account against the "
+    "limits in the accounts file its systemd unit names (--accounts); each channel's submission listener asks it "
+    "at the end of every message (smtpd_end_of_data_restrictions = check_policy_service ...). Every account of "
+    "the site must be in that file with its channel, a positive daily_quota and rate_per_minute equal to the "
+    "site's, the policy socket must be active, and each channel with accounts must ask the service. Redeploy "
+    "(`mailappliance deploy SITE`) to restore the file, the socket and the listener; `systemctl status "
+    "mailappliance-account-policy.socket` and its journal say why it stopped.",
+    (RFC6409, NIST), HOST)
+OUTBOUND_CHANNEL_QUEUES = Spec(
+    "OUTBOUND-CHANNEL-QUEUES", "No channel's queue is backed up (deferred messages: warn over a quarter of "
+    "qmgr_message_active_limit, fail over it; a dedicated channel's queue ages as in POSTFIX-QUEUE-AGE)", "medium",
+    "Every Postfix instance that sends through the routes (staff and each dedicated channel) retries deferred mail "
+    "through its active queue, which holds at most qmgr_message_active_limit messages (20,000 by default). More "
+    "deferred mail than that cannot be retried in one pass and new mail waits behind it; a quarter of it means a "
+    "carrier or many destinations refuse mail. The ages of a dedicated channel's queues are judged as the staff "
+    "instance's are by POSTFIX-QUEUE-AGE (which keeps judging the staff ones). See what is waiting and why with "
+    "`postqueue -c /etc/postfix-CHANNEL -p` (or `postmulti -i postfix-CHANNEL -x postqueue -p`) and `qshape -c "
+    "/etc/postfix-CHANNEL deferred`; check the route's carriers (OUTBOUND-ROUTE-FALLBACK) and the channel's "
+    "`journalctl -u postfix@postfix-CHANNEL`. A channel that is down makes this an error.",
+    (QSHAPE, POSTFIX_QMGR, RFC5321_RETRY), HOST)
 DOVECOT_TLS = Spec(
     "DOVECOT-TLS", "Dovecot requires TLS 1.2 or newer", "high",
     "Set ssl = required and ssl_min_protocol = TLSv1.2 (redeploy restores them).",
