@@ -214,7 +214,7 @@ def outbound() -> dict[str, Any]:
         services = [f"{port}/inet/syslog_name = {name}/submission", f"{port}/inet/smtpd_sasl_auth_enable = yes",
                     f"{port}/inet/smtpd_tls_security_level = encrypt", *_route_services(name)]
         channels.append(_instance(f"/etc/{name}", name, {}, dict(policy), {
-            "staff:[127.0.0.1]:25": 2, "error:5.1.1 mailbox unavailable": 1, **overseas, f"route2:{ISP1}": 1},
+            "staff:[127.0.0.1]:10026": 2, "error:5.1.1 mailbox unavailable": 1, **overseas, f"route2:{ISP1}": 1},
             services))
     staff = _instance("/etc/postfix", "", {"multi_instance_directories": "/etc/postfix-orders /etc/postfix-bulk",
                                            "smtpd_end_of_data_restrictions": ""}, dict(policy), {

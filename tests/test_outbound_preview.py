@@ -85,7 +85,7 @@ def test_the_staff_transport_table_keeps_hosted_mail_here_and_routes_the_rest(pr
 
 def test_a_channel_hands_hosted_mail_to_the_staff_instance_and_routes_the_rest(preview):
     rows = table((preview / "etc/postfix-orders/transport").read_text())
-    assert rows[:2] == [("acme.example", "staff:[127.0.0.1]:25"), ("news.acme.example", "staff:[127.0.0.1]:25")]
+    assert rows[:2] == [("acme.example", "staff:[127.0.0.1]:10026"), ("news.acme.example", "staff:[127.0.0.1]:10026")]
     assert rows[-1] == ("*", "route2:[smtp.isp1.example]:587")
 
 

@@ -95,7 +95,7 @@ APPLIANCE_PORTS = {
     22: "SSH", 25: "SMTP", 53: "the resolver (Unbound)", 143: "IMAP", 443: "HTTPS (MTA-STS)",
     465: "staff submission (implicit TLS)", 587: "staff submission", 993: "IMAPS", 995: "POP3S",
     3310: "clamd", 4190: "ManageSieve", 6379: "Redis", 11332: "the Rspamd milter", 11333: "Rspamd",
-    11334: "Rspamd's controller", 12340: "Dovecot's quota-status service",
+    11334: "Rspamd's controller", 12340: "Dovecot's quota-status service", 10026: "the channels' hand-over to staff",
 }
 # Each channel is a Postfix instance, each carrier a transport of every instance; bounded to what one host runs.
 MAX_CARRIERS = 32
