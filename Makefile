@@ -31,8 +31,8 @@ help:
 	@echo 'make lint       yamllint and ansible-lint'
 	@echo 'make test-fast  pytest tests/ (seconds)'
 	@echo 'make molecule   render the fixture site and run `molecule test` (minutes)'
-	@echo 'make molecule-routes  outbound routes, channels, accounts, failover: `molecule test -s routes` (~7 min)'
-	@echo 'make test       test-fast, then molecule'
+	@echo 'make molecule-routes  outbound routes, channels, accounts, failover: `molecule test -s routes` (~5 min)'
+	@echo 'make test       test-fast, then molecule, then molecule-routes (~15 min)'
 	@echo 'make demo       deploy a demo appliance into a local container'
 	@echo 'make bench      the appliance against raw Postfix, same loads, figures (~20 min; BENCH_QUICK=1: ~3 min)'
 	@echo 'make clean      remove build/, caches and the Molecule container'
@@ -70,7 +70,7 @@ molecule-routes: venv image
 	$(VENV_BIN)/python molecule/routes/render-site
 	molecule test --scenario-name routes
 
-test: test-fast molecule
+test: test-fast molecule molecule-routes
 
 demo: deps image
 	$(VENV_BIN)/mailappliance demo

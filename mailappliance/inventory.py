@@ -246,6 +246,7 @@ def _carrier_vars(carrier: Carrier, hostname: str) -> dict[str, Any]:
         "helo_name": carrier.helo_name or hostname,
         "limits": {"concurrency_per_destination": carrier.limits.concurrency_per_destination,
                    "messages_per_minute": carrier.limits.messages_per_minute},
+        "mta_sts": carrier.mta_sts,
     }
 
 

@@ -106,8 +106,9 @@ def host() -> dict[str, Any]:
     services = {name: {"name": name, "source": "systemd", "state": "running", "status": "enabled"}
                 for name in ("dovecot.service", "rspamd.service", "redis-server.service", "clamav-daemon.service",
                              "nginx.service", "fail2ban.service")}
-    services["postfix@-.service"] = {"name": "postfix@-.service", "source": "systemd", "state": "running",
-                                     "status": "active"}
+    # Postfix's own instance and the channels' of outbound_site(), all started through postfix.service.
+    for name in ("postfix@-.service", "postfix@postfix-orders.service", "postfix@postfix-bulk.service"):
+        services[name] = {"name": name, "source": "systemd", "state": "running", "status": "active"}
     return {
         "postconf": [
             "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
@@ -166,6 +167,7 @@ def host() -> dict[str, Any]:
 OUTBOUND_SITE_VARS = Path(__file__).resolve().parent / "golden" / "outbound" / "group_vars" / "all" / "site.yml"
 POLICY_SOCKET = "unix:/run/mailappliance-account-policy/policy.sock"
 ISP1, ISP2 = "[smtp.isp1.example]:587", "[relay.isp2.example]:2525"
+MTA_STS_MAP = "socketmap:inet:127.0.0.1:8461:postfix"
 
 
 def outbound_site() -> dict[str, list[dict[str, Any]]]:
@@ -196,11 +198,13 @@ def settings_of(instance: dict[str, Any]) -> dict[str, str]:
 
 
 def _route_services(syslog: str) -> list[str]:
-    """`postconf -P` of the route transports every instance has: isp2 then isp1, isp1 then isp2, direct."""
+    """`postconf -P` of the route transports every instance has: isp2 then isp1, isp1 then isp2, direct (which asks
+    the MTA-STS resolver after the instance's own TLS policy table; the syslog name is the instance's folder)."""
     return [f"route1/unix/syslog_name = {syslog}/route1", f"route1/unix/smtp_fallback_relay = {ISP1}",
             "route1/unix/smtp_sasl_auth_enable = yes", f"route2/unix/syslog_name = {syslog}/route2",
             f"route2/unix/smtp_fallback_relay = {ISP2}", "route2/unix/smtp_sasl_auth_enable = yes",
-            f"route3/unix/syslog_name = {syslog}/route3", "route3/unix/smtp_bind_address = 192.0.2.11"]
+            f"route3/unix/syslog_name = {syslog}/route3", "route3/unix/smtp_bind_address = 192.0.2.11",
+            f"route3/unix/smtp_tls_policy_maps = texthash:/etc/{syslog}/tls_policy,{MTA_STS_MAP}"]
 
 
 def outbound() -> dict[str, Any]:

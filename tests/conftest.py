@@ -94,6 +94,7 @@ outbound:
       type: relay
       host: smtp.isp1.example
       username: acme-relay
+      spf: [include:_spf.isp1.example]
       limits:
         concurrency_per_destination: 10
         messages_per_minute: 30
@@ -104,6 +105,7 @@ outbound:
     direct:
       source_address: 192.0.2.11
       helo_name: out.acme.example
+      mta_sts: true
   routes:
     - domains: ["file:overseas.txt"]
       carriers: [isp2, isp1]

@@ -12,7 +12,7 @@ import pytest
 import auditfixtures as fx
 from mailappliance.audit.host import HostInspection
 from mailappliance.audit.judge_dns import judge_dns, worst
-from mailappliance.audit.judge_host import SiteExpectations, judge_host
+from mailappliance.audit.judge_host import SERVICES, SiteExpectations, host_services, judge_host
 from mailappliance.audit.judge_probes import banner_leak, judge_mta_sts, judge_probes, name_matches
 from mailappliance.controls import catalogue as cat
 from mailappliance.controls.model import Control, failing_at
@@ -372,6 +372,20 @@ def test_relay_tls_fails_for_a_relay_missing_from_the_policy_table_or_a_transpor
             "texthash:/etc/postfix-bulk/tls_policy") in control.evidence
 
 
+def test_relay_tls_accepts_a_transport_that_asks_its_instances_table_first() -> None:
+    # The example site's direct route asks the MTA-STS resolver after the table (auditfixtures: route3).
+    control = outbound_control("OUTBOUND-RELAY-TLS", fx.outbound_host())
+    assert control.status == "pass", control.evidence
+    host = fx.outbound_host()
+    services = host["outbound"]["instances"][0]["services"]
+    services.append(f"route2/unix/smtp_tls_policy_maps = {fx.MTA_STS_MAP},texthash:/etc/postfix-orders/tls_policy")
+    control = outbound_control("OUTBOUND-RELAY-TLS", host)
+    assert control.status == "fail"
+    assert (f"fail: postfix-orders: route2/unix overrides smtp_tls_policy_maps ({fx.MTA_STS_MAP},texthash:"
+            "/etc/postfix-orders/tls_policy), so its relays are not held to texthash:/etc/postfix-orders/tls_policy"
+            ) in control.evidence
+
+
 def test_relay_tls_judges_only_the_relays_a_channels_routes_use() -> None:
     site = fx.outbound_site()
     # isp1 only serves the dedicated channels now: the staff instance's table need not hold it.
@@ -709,3 +723,19 @@ def test_dns_that_cannot_be_asked_makes_every_dns_control_an_error() -> None:
     assert controls[0].evidence == ("DNS could not be checked against 127.0.0.1:5353: no lookup got an answer from "
                                     "127.0.0.1:5353 (lookup failed: no answer within 5 s)")
     assert [c.id for c in failing_at(controls, "high")][:2] == ["DNS-MX", "DNS-SPF-RECORD"]
+
+
+def test_host_services_names_a_stopped_channel_instance() -> None:
+    outbound = {"carriers": [], "routes": [], "accounts": [], "channels": [{"name": "orders"}, {"name": "bulk"}]}
+    services = {name: {"state": "running", "status": "enabled"} for name in SERVICES}
+    services["postfix@postfix-orders.service"] = {"state": "running", "status": "active"}
+    services["postfix@postfix-bulk.service"] = {"state": "stopped", "status": "active"}
+    control = host_services(services, outbound)
+    assert control.status == "fail"
+    assert control.evidence.startswith("not running or not enabled: postfix@postfix-bulk.service;")
+
+    services["postfix@postfix-bulk.service"]["state"] = "running"
+    assert host_services(services, outbound).status == "pass"
+    # Without an outbound: section no instance is expected.
+    del services["postfix@postfix-bulk.service"]
+    assert host_services(services, None).status == "pass"

@@ -43,7 +43,8 @@ POPULATED_SITE: dict = {
     "outbound": {
         "carriers": {
             "isp1": {"type": "relay", "host": "smtp.isp1.example", "port": 587, "tls": "verify",
-                     "username": "acme-relay", "source_address": "192.0.2.11", "helo_name": "out.alpha.test",
+                     "username": "acme-relay", "spf": ["include:_spf.isp1.example"],
+                     "source_address": "192.0.2.11", "helo_name": "out.alpha.test",
                      "limits": {"concurrency_per_destination": 10, "messages_per_minute": 30}},
         },
         "routes": [{"domains": ["partner.example", "file:overseas.txt"], "channels": ["orders"],
@@ -77,10 +78,10 @@ def text_fields(cls: type, prefix: str = "") -> Iterator[str]:
     for field in dataclasses.fields(cls):
         path = f"{prefix}.{field.name}" if prefix else field.name
         kind = hints[field.name]
-        if typing.get_origin(kind) is tuple:
-            kind, path = typing.get_args(kind)[0], f"{path}[0]"
         if isinstance(kind, types.UnionType):
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        if typing.get_origin(kind) is tuple:
+            kind, path = typing.get_args(kind)[0], f"{path}[0]"
         if dataclasses.is_dataclass(kind):
             yield from text_fields(kind, path)
         elif kind in (str, Path):

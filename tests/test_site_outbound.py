@@ -63,9 +63,10 @@ def test_the_outbound_example_loads_into_the_model(outbound_site: Path) -> None:
     assert outbound == Outbound(
         carriers=(
             Carrier("isp1", "relay", "smtp.isp1.example", 587, "verify", "acme-relay",
-                    limits=CarrierLimits(concurrency_per_destination=10, messages_per_minute=30)),
+                    limits=CarrierLimits(concurrency_per_destination=10, messages_per_minute=30),
+                    spf=("include:_spf.isp1.example",)),
             Carrier("isp2", "relay", "relay.isp2.example", 2525, "verify"),
-            Carrier("direct", source_address="192.0.2.11", helo_name="out.acme.example"),
+            Carrier("direct", source_address="192.0.2.11", helo_name="out.acme.example", mta_sts=True),
         ),
         routes=(
             Route(("*.de", "*.fr", "*.co.uk", "partner.example.net"), ("staff", "orders", "bulk"), ("isp2", "isp1")),
@@ -129,6 +130,39 @@ def test_specific_routes_before_wildcards_and_per_channel_catch_alls(site_dir: P
         ("staff", "orders", "bulk"), ("staff", "orders", "bulk"), ("bulk",), ("bulk",), ("orders",), ("staff",)]
 
 
+def test_relay_spf_is_canonical_and_absent_is_not_empty(site_dir: Path) -> None:
+    data = site_with("carriers.isp1.spf", ["Include:_SPF.isp1.example", "a:Smtp.ISP1.example", "ip4:198.51.100.0/24",
+                                           "ip4:198.51.100.7/32", "ip6:2001:DB8:1::/48", "ip6:2001:db8:2::1"])
+    data["outbound"]["carriers"]["isp2"]["spf"] = []
+    outbound = load_site(write_site(site_dir, data)).outbound
+    assert outbound is not None
+    assert [carrier.spf for carrier in outbound.carriers] == [
+        ("include:_spf.isp1.example", "a:smtp.isp1.example", "ip4:198.51.100.0/24", "ip4:198.51.100.7",
+         "ip6:2001:db8:1::/48", "ip6:2001:db8:2::1"),
+        (),
+        # The direct carrier sends from the appliance's (or its source) address; the site file gives it no spf.
+        None,
+    ]
+    assert load_site(write_site(site_dir, site_with())).outbound.carriers[0].spf is None
+
+
+def test_ten_lookups_are_allowed_when_the_appliance_needs_none(site_dir: Path) -> None:
+    """With a public address the appliance is ip4: (no lookup), so ten includes of a relay still fit."""
+    data = site_with("carriers.isp1.spf", [f"include:_spf{n}.isp1.example" for n in range(10)],
+                     dns={"ipv4": "192.0.2.10"})
+    outbound = load_site(write_site(site_dir, data)).outbound
+    assert outbound is not None and len(outbound.carriers[0].spf or ()) == 10
+    # Staff mail (every domain) through isp1 as well: both domains' records are over, one message names both.
+    data["outbound"]["routes"][0]["channels"] = ["staff", "orders"]
+    data["outbound"]["carriers"]["isp2"]["spf"] = ["a:relay.isp2.example"]
+    assert errors_of(site_dir, data) == [
+        "outbound.carriers: the SPF record of alpha.test, beta.test would need 11 DNS lookups ("
+        + ", ".join(f"include:_spf{n}.isp1.example (carrier isp1)" for n in range(10))
+        + ", a:relay.isp2.example (carrier isp2)); receivers fail SPF for all its mail past 10 (RFC 7208 section "
+        "4.6.4); give networks (ip4:, ip6:) instead of include: and a: in the carriers' spf where the provider "
+        "documents them, or route these domains' mail through fewer relays"]
+
+
 def test_staff_may_be_named_without_settings_and_routed(site_dir: Path) -> None:
     data = site_with("channels.staff", {})
     data["outbound"]["routes"] = [{"domains": ["*"], "channels": ["staff"], "carriers": ["direct", "isp1"]}]
@@ -139,13 +173,36 @@ def test_staff_may_be_named_without_settings_and_routed(site_dir: Path) -> None:
     assert outbound.routes[1] == Route(("*",), ("orders", "bulk"), ("direct",))
 
 
+def test_mta_sts_is_a_switch_of_direct_carriers(site_dir: Path) -> None:
+    data = site_with("carriers.direct", {"mta_sts": True})
+    data["outbound"]["carriers"]["mx2"] = {"type": "direct", "source_address": "192.0.2.12", "mta_sts": False}
+    outbound = load_site(write_site(site_dir, data)).outbound
+    assert outbound is not None
+    assert {carrier.name: carrier.mta_sts for carrier in outbound.carriers} == {
+        "isp1": False, "isp2": False, "direct": True, "mx2": False}
+    # Left out, the built-in direct carrier does not ask for policies.
+    assert load_site(write_site(site_dir, site_with())).outbound.carriers[-1] == Carrier("direct")
+
+
 NAME_FIX = "use 1-32 lowercase letters, digits and hyphens, starting with a letter, e.g. "
 TLS_FIX = "use verify (the relay's certificate must match its host name) or encrypt (TLS, certificate not checked)"
 LOOP_FIX = "give the provider's relay host; mail relayed to the appliance would come back to it"
 CARRIER_FIX = "list carriers, the first one primary and the others its fallbacks (direct, isp1, isp2)"
 CHANNEL_FIX = "list channels of this route (staff, orders, bulk), or leave channels out for all of them"
 PORT_FIX = "give the channel a port of its own from 1024 to 65535, e.g. submission_port: 2587"
+MTA_STS_FIX = ("use true (mail to a domain with an MTA-STS policy in enforce mode goes only to the MX hosts it names, "
+               "over TLS with a verified certificate) or false (the default)")
 ACCOUNT_CHANNEL_FIX = "bind it to a dedicated channel of outbound.channels (orders, bulk)"
+SPF_FIX = ("list the mechanisms the provider's SPF documentation gives: include:<domain>, a:<domain>, ip4:<network> or "
+           "ip6:<network>, e.g. [include:_spf.isp1.example]; [] when the relay sends with a Return-Path of its own")
+ISP1_SPF = "include:_spf.isp1.example"
+# isp1 carries orders mail, whose Return-Path is in alpha.test; without a public address the appliance is a:.
+ELEVEN_LOOKUPS = ("outbound.carriers: the SPF record of alpha.test would need 11 DNS lookups (a:mail.alpha.test (the "
+                  "appliance), " + ", ".join(f"include:_spf{n}.isp1.example (carrier isp1)" for n in range(10))
+                  + "); receivers fail SPF for all its mail past 10 (RFC 7208 section 4.6.4); give networks (ip4:, "
+                  "ip6:) instead of include: and a: in the carriers' spf where the provider documents them, or route "
+                  "these domains' mail through fewer relays; set dns.ipv4 so the appliance's own addresses need no a: "
+                  "lookup")
 BAD_OUTBOUND = [
     # -- the section and unknown keys
     pytest.param(site_with("carrier", {}),
@@ -156,10 +213,10 @@ BAD_OUTBOUND = [
                  "channels: {...}, accounts: {...}}", id="section-not-a-mapping"),
     pytest.param(site_with("carriers.isp1.hots", "x"),
                  "outbound.carriers.isp1.hots: unknown key; did you mean host? allowed keys are type, host, port, tls, "
-                 "username, source_address, helo_name, limits", id="unknown-carrier-key"),
+                 "username, spf, source_address, helo_name, limits, mta_sts", id="unknown-carrier-key"),
     pytest.param(site_with("carriers.isp1.password", "secret"),
-                 "outbound.carriers.isp1.password: unknown key; allowed keys are type, host, port, tls, username, "
-                 "source_address, helo_name, limits", id="password-in-the-site-file"),
+                 "outbound.carriers.isp1.password: unknown key; allowed keys are type, host, port, tls, username, spf, "
+                 "source_address, helo_name, limits, mta_sts", id="password-in-the-site-file"),
     pytest.param(site_with("carriers.isp1.limits", {"rate": 5}),
                  "outbound.carriers.isp1.limits.rate: unknown key; allowed keys are concurrency_per_destination, "
                  "messages_per_minute", id="unknown-limits-key"),
@@ -185,6 +242,13 @@ BAD_OUTBOUND = [
     pytest.param(site_with("carriers.direct", {"host": "smtp.isp3.example"}),
                  "outbound.carriers.direct.host: is only used with type relay; remove it, or set type: relay",
                  id="host-of-a-direct-carrier"),
+    pytest.param(site_with("carriers.isp1.mta_sts", True),
+                 "outbound.carriers.isp1.mta_sts: is only used with type direct, since a relay is held to its own "
+                 "tls: setting; remove it (tls: verify has the relay's certificate checked)", id="mta-sts-on-a-relay"),
+    pytest.param(site_with("carriers.direct", {"mta_sts": "yes"}),
+                 'outbound.carriers.direct.mta_sts: "yes" is not true or false; ' + MTA_STS_FIX, id="mta-sts-not-bool"),
+    pytest.param(site_with("carriers.direct", {"mta_sts": 1}),
+                 "outbound.carriers.direct.mta_sts: 1 is not true or false; " + MTA_STS_FIX, id="mta-sts-number"),
     pytest.param(site_with("carriers.isp1.host", DELETE),
                  "outbound.carriers.isp1.host: is required; give the relay's DNS name or IP address, "
                  "e.g. smtp.isp1.example", id="relay-without-host"),
@@ -219,6 +283,49 @@ BAD_OUTBOUND = [
     pytest.param(site_with("carriers.isp1.helo_name", "out"),
                  'outbound.carriers.isp1.helo_name: "out" is not a fully qualified domain name; give the full DNS '
                  "name the source address's PTR record names, e.g. bulk.example.com", id="helo-name"),
+    pytest.param(site_with("carriers.isp1.spf", ISP1_SPF),
+                 f'outbound.carriers.isp1.spf: expected a list, got "{ISP1_SPF}"; {SPF_FIX}', id="spf-not-a-list"),
+    pytest.param(site_with("carriers.isp1.spf", [ISP1_SPF, "~all"]),
+                 f'outbound.carriers.isp1.spf[1]: "~all" is not an SPF mechanism the appliance publishes; {SPF_FIX}',
+                 id="spf-all-term"),
+    pytest.param(site_with("carriers.isp1.spf", ["redirect=_spf.isp1.example"]),
+                 'outbound.carriers.isp1.spf[0]: "redirect=_spf.isp1.example" is not an SPF mechanism the appliance '
+                 f"publishes; {SPF_FIX}", id="spf-redirect"),
+    pytest.param(site_with("carriers.isp1.spf", ["-include:_spf.isp1.example"]),
+                 'outbound.carriers.isp1.spf[0]: "-include:_spf.isp1.example" is not an SPF mechanism the appliance '
+                 f"publishes; {SPF_FIX}", id="spf-qualifier"),
+    pytest.param(site_with("carriers.isp1.spf", ["include:_spf.isp1.example +all"]),
+                 'outbound.carriers.isp1.spf[0]: "include:_spf.isp1.example +all" is not an SPF mechanism the '
+                 f"appliance publishes; {SPF_FIX}", id="spf-second-term"),
+    pytest.param(site_with("carriers.isp1.spf", ["include:%{i}._spf.isp1.example"]),
+                 'outbound.carriers.isp1.spf[0]: "include:%{i}._spf.isp1.example" is not an SPF mechanism the '
+                 f"appliance publishes; {SPF_FIX}", id="spf-macro"),
+    pytest.param(site_with("carriers.isp1.spf", ["mx:isp1.example"]),
+                 f'outbound.carriers.isp1.spf[0]: "mx:isp1.example" is not an SPF mechanism the appliance publishes; '
+                 f"{SPF_FIX}", id="spf-mx"),
+    pytest.param(site_with("carriers.isp1.spf", ["ip4:198.51.100.300"]),
+                 'outbound.carriers.isp1.spf[0]: "ip4:198.51.100.300" does not name an IPv4 address or network; '
+                 f"{SPF_FIX}", id="spf-ip4-syntax"),
+    pytest.param(site_with("carriers.isp1.spf", ["ip6:198.51.100.0/24"]),
+                 'outbound.carriers.isp1.spf[0]: "ip6:198.51.100.0/24" does not name an IPv6 address or network; '
+                 f"{SPF_FIX}", id="spf-ip6-of-an-ipv4-network"),
+    pytest.param(site_with("carriers.isp1.spf", ["ip4:0.0.0.0/0"]),
+                 'outbound.carriers.isp1.spf[0]: "ip4:0.0.0.0/0" is every address; name the provider\'s networks; '
+                 "this one lets any host on the internet send as the site's domains", id="spf-every-address"),
+    pytest.param(site_with("carriers.isp1.spf", ["ip4:198.51.100.7/24"]),
+                 'outbound.carriers.isp1.spf[0]: "ip4:198.51.100.7/24" has host bits set beyond /24; write '
+                 "ip4:198.51.100.0/24", id="spf-host-bits"),
+    pytest.param(site_with("carriers.isp1.spf", [ISP1_SPF, "Include:_SPF.isp1.example"]),
+                 'outbound.carriers.isp1.spf[1]: "Include:_SPF.isp1.example" is already listed at '
+                 "outbound.carriers.isp1.spf[0]; list each mechanism once", id="spf-twice"),
+    pytest.param(site_with("carriers.isp1.spf", [f"ip4:198.51.100.{n}" for n in range(11)]),
+                 "outbound.carriers.isp1.spf: lists 11 mechanisms; list at most 10; a provider's include: covers all "
+                 "its hosts", id="spf-too-many"),
+    pytest.param(site_with("carriers.direct", {"spf": ["ip4:192.0.2.11"]}),
+                 "outbound.carriers.direct.spf: is only used with type relay; remove it, or set type: relay",
+                 id="spf-of-a-direct-carrier"),
+    pytest.param(site_with("carriers.isp1.spf", [f"include:_spf{n}.isp1.example" for n in range(10)]),
+                 ELEVEN_LOOKUPS, id="spf-over-the-lookup-limit"),
     pytest.param(site_with("carriers.isp1.limits", {"concurrency_per_destination": 0}),
                  "outbound.carriers.isp1.limits.concurrency_per_destination: 0 is out of range; use a whole number of "
                  "connections from 1 to 100, e.g. 20", id="concurrency"),
@@ -442,6 +549,9 @@ HOSTILE = [
                  id="relay-host"),
     pytest.param("channels.orders.dkim_selector", "orders\t",
                  'outbound.channels.orders.dkim_selector: "orders\\t" contains a tab (U+0009); ', id="selector"),
+    pytest.param("carriers.isp1.spf", ["include:_spf.isp1.example\nv=spf1 +all"],
+                 'outbound.carriers.isp1.spf[0]: "include:_spf.isp1.example\\nv=spf1 +all" contains a line break '
+                 "(U+000A); ", id="relay-spf"),
     pytest.param("carriers.isp\n1", {"type": "relay", "host": "smtp.isp1.example"},
                  'outbound.carriers.isp\\u000a1: "isp\\n1" contains a line break (U+000A); ', id="carrier-name"),
 ]

@@ -111,7 +111,7 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         rspamd_scan_time(evidence.get("rspamd_stat") or {}),
         clamav_running(evidence.get("services") or {}),
         clamav_signatures(evidence.get("clamav_databases") or [], now),
-        host_services(evidence.get("services") or {}),
+        host_services(evidence.get("services") or {}, site.outbound),
         security_updates(evidence.get("upgrades") or [], evidence.get("apt_lists") or [], now),
         key_permissions(evidence.get("key_files") or [], evidence.get("key_files_missing") or [],
                         evidence.get("dkim_keys") or [], tls_key_file(postconf)),
@@ -399,9 +399,10 @@ def outbound_relay_tls(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -
         label = _instance_label(channel)
         lines += _read_errors(instance, channel)
         maps = instance.settings.get("smtp_tls_policy_maps", "")
-        # A transport of its own policy table would escape the one judged here.
+        # A transport of its own policy table would escape the one judged here. One that only adds tables after it
+        # (a direct route's MTA-STS resolver) still has every relay answered by it: Postfix takes the first answer.
         for service, options in sorted(instance.services.items()):
-            if "smtp_tls_policy_maps" in options and options["smtp_tls_policy_maps"] != maps:
+            if "smtp_tls_policy_maps" in options and not _keeps_maps_first(options["smtp_tls_policy_maps"], maps):
                 lines.append(f"fail: {label}: {service} overrides smtp_tls_policy_maps "
                              f"({options['smtp_tls_policy_maps'] or 'empty'}), so its relays are not held to {maps}")
         for carrier in relays:
@@ -423,6 +424,13 @@ def outbound_relay_tls(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -
     if not lines:
         return cat.OUTBOUND_RELAY_TLS.judge(NOT_APPLICABLE, "no route sends through a relay carrier")
     return cat.OUTBOUND_RELAY_TLS.judge(_lines_status(lines), "\n".join(lines))
+
+
+def _keeps_maps_first(override: str, maps: str) -> bool:
+    """Whether a transport's smtp_tls_policy_maps asks the instance's tables first, in their order."""
+    own = [name for name in re.split(r"[\s,]+", maps) if name]
+    theirs = [name for name in re.split(r"[\s,]+", override) if name]
+    return theirs[:len(own)] == own if own else not theirs
 
 
 def outbound_route_fallback(host: _Outbound, site: dict[str, list[dict[str, Any]]]) -> Control:
@@ -672,12 +680,15 @@ def clamav_signatures(databases: list[dict[str, Any]], now: float) -> Control:
     return cat.CLAMAV_SIGNATURES.judge(status, evidence)
 
 
-def host_services(services: dict[str, Any]) -> Control:
+def host_services(services: dict[str, Any], outbound: dict[str, list[dict[str, Any]]] | None = None) -> Control:
+    """The appliance's services, and each dedicated channel's Postfix instance (postfix@postfix-<channel>)."""
+    channels = [f"postfix@postfix-{channel['name']}.service" for channel in (outbound or {}).get("channels", [])]
     seen, bad = [], []
-    for name in SERVICES:
+    for name in (*SERVICES, *channels):
         state, status = _service(services, name)
         seen.append(f"{name}: {state}, {status}")
-        # postfix@- is an instance of a template unit: enabled through postfix.service, so it shows "active".
+        # postfix@- and the channels' instances are instances of a template unit, started through postfix.service,
+        # so they show "active" rather than "enabled".
         if state != "running" or status not in ("enabled", "active", "static", "alias"):
             bad.append(name)
     evidence = "; ".join(seen)

@@ -268,12 +268,13 @@ DNS_SPF_ALL = Spec(
 DNS_SPF_LOOKUPS = Spec(
     "DNS-SPF-LOOKUPS", "SPF needs at most 10 DNS lookups and 2 void lookups", "high",
     "Drop or flatten include:, a:, mx: and exists: terms (nested includes count) until at most 10 lookups "
-    f"remain, or publish the planned record, which needs none. {_PUBLISH}",
+    f"remain, or publish the planned record, which needs none beyond its carriers' own spf: entries. {_PUBLISH}",
     (section(RFC7208, "4.6.4"), NIST), DNS)
 DNS_SPF_AUTHORIZES = Spec(
-    "DNS-SPF-AUTHORIZES", "SPF authorizes the appliance's addresses", "high",
-    f"Name the appliance's addresses in the SPF record (ip4:/ip6:, as planned from dns.ipv4 and dns.ipv6). "
-    f"{_PUBLISH}", (section(RFC7208, "5"), NIST), DNS)
+    "DNS-SPF-AUTHORIZES", "SPF authorizes the appliance's addresses and its carriers", "high",
+    f"Name the appliance's addresses in the SPF record (ip4:/ip6:, as planned from dns.ipv4 and dns.ipv6), and "
+    f"each carrier that sends the domain's mail (outbound.carriers.<name>.spf, a direct carrier's "
+    f"source_address). {_PUBLISH}", (section(RFC7208, "5"), NIST), DNS)
 DNS_DKIM_RECORD = Spec(
     "DNS-DKIM-RECORD", "DKIM key record published for the selector", "high",
     "Publish the DKIM TXT record at <selector>._domainkey.<domain>; deploy first, which fetches the key the "

@@ -36,6 +36,7 @@ from mailappliance.dns import plan as dnsplan
 from mailappliance.dns.plan import Plan, Record
 from mailappliance.dns.published import parse_dkim_record
 from mailappliance.dns.servers import QUERY_TIMEOUT
+from mailappliance.site.spf import SPF_MAX_LOOKUPS
 
 # 2: statuses are the audit's (no info, n/a became not-applicable); controls carry severity and remediation.
 CHECK_SCHEMA_VERSION = 2
@@ -44,7 +45,6 @@ PRESENT, MISSING, DIFFERENT, WEAKER = "present", "missing", "different", "weaker
 
 # After this many timeouts in a row the server is taken as down, and the remaining lookups are not waited for.
 TIMEOUTS_BEFORE_GIVING_UP = 2
-SPF_MAX_LOOKUPS = 10
 SPF_MAX_VOID_LOOKUPS = 2
 _DMARC_STRENGTH = {"none": 0, "quarantine": 1, "reject": 2}
 _DMARC_OBSOLETE_TAGS = ("pct", "rf", "ri")
@@ -143,7 +143,9 @@ class _Checker:
         for domain in self.plan.domains:
             self.check_mx(domain)
             self.check_spf(self.plan.by_purpose(dnsplan.SPF, domain)[0])
-            self.check_dkim(self.plan.by_purpose(dnsplan.DKIM, domain)[0])
+            # The domain's own key, then those of the outbound channels that sign for it.
+            for record in self.plan.by_purpose(dnsplan.DKIM, domain):
+                self.check_dkim(record)
             self.check_dmarc(domain)
             self.check_mta_sts(domain)
             self.check_tlsrpt(domain)
@@ -354,15 +356,36 @@ class _Checker:
             return
         networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         everything = _spf_pass_networks(parsed["parsed"], networks)
-        missing = sorted(a for a in appliance
-                         if not everything and not any(ipaddress.ip_address(a) in net for net in networks
-                                                       if net.version == ipaddress.ip_address(a).version))
-        if missing:
+        terms: set[str] = set()
+        _spf_pass_terms(parsed["parsed"], terms)
+        missing = sorted(a for a in appliance if not everything and not _covers(networks, ipaddress.ip_network(a)))
+        # The carriers of the outbound: section that send mail with a Return-Path in the domain (not for HELO).
+        carriers = self.plan.carrier_spf.get(record.group, {}) if record.purpose == dnsplan.SPF else {}
+        lacking = {carrier: [m for m in mechanisms if not everything and not self.spf_passes(m, networks, terms)]
+                   for carrier, mechanisms in carriers.items()}
+        problems = [f"the appliance's {', '.join(missing)}"] if missing else []
+        problems += [f"carrier {carrier}'s {', '.join(absent)}" for carrier, absent in lacking.items() if absent]
+        if problems:
             self.add("DNS-SPF-AUTHORIZES", record, FAIL, DIFFERENT, text,
-                     f"does not authorize the appliance's {', '.join(missing)}: its mail fails SPF")
+                     f"does not authorize {'; '.join(problems)}: {'its' if len(problems) == 1 else 'their'} mail "
+                     "fails SPF")
         else:
             self.add("DNS-SPF-AUTHORIZES", record, PASS, PRESENT, text,
-                     f"authorizes {', '.join(sorted(appliance))}")
+                     f"authorizes {', '.join([*sorted(appliance), *(f'carrier {name}' for name in carriers)])}")
+
+    def spf_passes(self, mechanism: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+                   terms: set[str]) -> bool:
+        """Whether the record passes the hosts a planned mechanism names: the same include: or a: term anywhere in
+        it, or networks that cover the mechanism's (for a:, the addresses its name has now)."""
+        kind, _, value = mechanism.partition(":")
+        if mechanism in terms:
+            return True
+        if kind in ("ip4", "ip6"):
+            return _covers(networks, ipaddress.ip_network(value))
+        if kind == "a":
+            addresses = [rdata.to_text() for rtype in ("A", "AAAA") for rdata in self.lookup(value, rtype).rdatas]
+            return bool(addresses) and all(_covers(networks, ipaddress.ip_network(a)) for a in addresses)
+        return False
 
     # -- DKIM -------------------------------------------------------------------------------------------
 
@@ -621,6 +644,24 @@ class _Checker:
                 "the resolver did not report it validated (no AD)"
             self.add("DNS-DNSSEC", subject, PASS, PRESENT, f"{len(found.rdatas)} DNSKEY records",
                      f"signed; {validated}")
+
+
+def _covers(networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+            network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return any(net.version == network.version and network.subnet_of(net) for net in networks)
+
+
+def _spf_pass_terms(parsed: dict[str, Any], terms: set[str]) -> None:
+    """Collect the include: and a: terms an SPF tree passes (includes and redirect followed), as "include:name"."""
+    for mechanism in parsed.get("mechanisms", []):
+        if mechanism.get("action") != "pass" or mechanism.get("mechanism") not in ("include", "a"):
+            continue
+        terms.add(f"{mechanism['mechanism']}:{str(mechanism.get('value', '')).lower()}")
+        if isinstance(mechanism.get("parsed"), dict):
+            _spf_pass_terms(mechanism["parsed"], terms)
+    redirect = parsed.get("redirect")
+    if isinstance(redirect, dict) and isinstance(redirect.get("parsed"), dict):
+        _spf_pass_terms(redirect["parsed"], terms)
 
 
 def _spf_pass_networks(parsed: dict[str, Any], networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

@@ -1,5 +1,5 @@
 """The DNS plan of a site: every record its domains and its appliance need, computed from the site file and
-what deploy published (DKIM keys, the certificate).
+what deploy published (DKIM keys of the domains and of the outbound channels, the certificate).
 
 Records whose value is not known yet (no DKIM key or certificate fetched, no public address given) are kept
 in the plan as pending, with a one-line reason, so the rest can be published already.
@@ -19,6 +19,7 @@ import dns.reversename
 from mailappliance.dns import published
 from mailappliance.site import Site
 from mailappliance.site.mta_sts import site_mta_sts_policy
+from mailappliance.site.spf import SpfSender, appliance_mechanisms, spf_mechanisms, spf_senders
 
 # (service label, port, priority): RFC 6186 with RFC 8314's preference for implicit TLS (lower priority
 # number wins), and the SRV record Outlook's Autodiscover looks up.
@@ -95,6 +96,9 @@ class Plan:
     ipv6: str
     dkim_selectors: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Per domain, the carriers its SPF record authorizes besides the appliance, with the mechanisms that do;
+    # `dns check` makes sure the published record still does.
+    carrier_spf: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def groups(self) -> list[str]:
@@ -124,12 +128,8 @@ def mta_sts_id(policy: str) -> str:
     return hashlib.sha256(policy.encode()).hexdigest()[:MTA_STS_ID_LENGTH]
 
 
-def spf_text(site: Site) -> str:
-    """The appliance is the site's only outbound path: its addresses when known, else its A/AAAA records."""
-    mechanisms = [f"ip4:{site.dns.ipv4}"] if site.dns.ipv4 else []
-    mechanisms += [f"ip6:{site.dns.ipv6}"] if site.dns.ipv6 else []
-    if not mechanisms:
-        mechanisms = [f"a:{site.hostname}"]
+def spf_text(mechanisms: list[str]) -> str:
+    """Passes the hosts the mechanisms name and fails every other."""
     return " ".join(["v=spf1", *mechanisms, "-all"])
 
 
@@ -139,29 +139,29 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
     host = absolute(site.hostname)
     policy = site_mta_sts_policy(site)
     policy_id = mta_sts_id(policy)
-    spf = spf_text(site)
     rua_domain = site.dns.dmarc_rua.rpartition("@")[2]
     domain_names = [d.name for d in site.domains]
+    senders = spf_senders(site.hostname, site.dns, site.outbound, domain_names)
     records: list[Record] = []
     notes: list[str] = []
 
     def add(name: str, rtype: str, value: str, purpose: str, group: str, pending: str = "") -> None:
         records.append(Record(absolute(name), rtype, value, ttl, purpose, group, pending))
 
-    for domain in site.domains:
-        d = domain.name
+    for d, selectors in _dkim_selectors(site).items():
         add(d, "MX", f"{MX_PREFERENCE} {host}", MX, d)
-        add(d, "TXT", spf, SPF, d)
-        key_file = published.dkim_key_file(published_host_dir, d, domain.dkim_selector)
-        key = published.read_dkim_key(key_file)
-        dkim_name = f"{domain.dkim_selector}._domainkey.{d}"
-        if key is None:
-            add(dkim_name, "TXT", "", DKIM, d, f"no DKIM key at {key_file} yet; deploy first, which fetches it")
-        else:
-            add(dkim_name, "TXT", key.record, DKIM, d)
-            if key.key_type == "rsa" and key.bits < DKIM_MIN_BITS:
-                notes.append(f"{key_file}: the DKIM key has {key.bits} bits; receivers treat RSA keys under "
-                             f"{DKIM_MIN_BITS} bits as weak, generate a {DKIM_MIN_BITS}-bit key")
+        add(d, "TXT", spf_text(spf_mechanisms(senders[d])), SPF, d)
+        for selector in selectors:
+            key_file = published.dkim_key_file(published_host_dir, d, selector)
+            key = published.read_dkim_key(key_file)
+            dkim_name = f"{selector}._domainkey.{d}"
+            if key is None:
+                add(dkim_name, "TXT", "", DKIM, d, f"no DKIM key at {key_file} yet; deploy first, which fetches it")
+            else:
+                add(dkim_name, "TXT", key.record, DKIM, d)
+                if key.key_type == "rsa" and key.bits < DKIM_MIN_BITS:
+                    notes.append(f"{key_file}: the DKIM key has {key.bits} bits; receivers treat RSA keys under "
+                                 f"{DKIM_MIN_BITS} bits as weak, generate a {DKIM_MIN_BITS}-bit key")
         add(f"_dmarc.{d}", "TXT", f"v=DMARC1; p={site.dns.dmarc_policy}; rua=mailto:{site.dns.dmarc_rua}", DMARC, d)
         if d == rua_domain:
             # RFC 9989 external report destinations: the rua domain confirms it takes reports for the others.
@@ -189,7 +189,7 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
                                     "in the site file")
     if h not in domain_names:
         # The HELO name gets its own SPF record (RFC 7208 section 2.3), checked for bounces and HELO.
-        add(h, "TXT", spf, HELO_SPF, h)
+        add(h, "TXT", spf_text(list(appliance_mechanisms(site.hostname, site.dns))), HELO_SPF, h)
     certificates = _certificate_keys(site, published_host_dir)
     if not certificates:
         add(f"_{SMTP_PORT}._tcp.{h}", "TLSA", "", TLSA, h,
@@ -202,13 +202,82 @@ def build_plan(site: Site, published_host_dir: Path) -> Plan:
     for address in (site.dns.ipv4, site.dns.ipv6):
         if address:
             add(dns.reversename.from_address(address).to_text(), "PTR", host, PTR, REVERSE_GROUP)
+    notes += _unlisted_relay_notes(senders)
+    notes += _alignment_notes(site)
 
     return Plan(
         site=site.name, hostname=site.hostname, records=tuple(records), mta_sts_policy=policy,
         mta_sts_id=policy_id, mta_sts_mode=site.dns.mta_sts_mode, dmarc_policy=site.dns.dmarc_policy,
         dmarc_rua=site.dns.dmarc_rua, tlsrpt_rua=site.dns.tlsrpt_rua, ipv4=site.dns.ipv4, ipv6=site.dns.ipv6,
         dkim_selectors={d.name: d.dkim_selector for d in site.domains}, notes=tuple(notes),
+        carrier_spf={d: {sender.carrier: sender.mechanisms for sender in domain_senders
+                         if sender.carrier and sender.mechanisms} for d, domain_senders in senders.items()},
     )
+
+
+def _dkim_selectors(site: Site) -> dict[str, list[str]]:
+    """The selectors of each domain's DKIM keys: its own, then those of the channels that sign for it. The site
+    check refuses a channel key that is another's, and a key named twice would still be one record."""
+    selectors = {domain.name: [domain.dkim_selector] for domain in site.domains}
+    for channel in site.outbound.channels if site.outbound else ():
+        selectors[channel.signing_domain].append(channel.dkim_selector)
+    return {domain: list(dict.fromkeys(names)) for domain, names in selectors.items()}
+
+
+def _unlisted_relay_notes(senders: dict[str, list[SpfSender]]) -> list[str]:
+    """Relays whose SPF mechanisms the site file does not give: receivers check the Return-Path domain's record,
+    which then does not name the relay's hosts."""
+    unlisted: dict[str, list[str]] = {}
+    for domain, domain_senders in senders.items():
+        for sender in domain_senders:
+            if sender.mechanisms is None:
+                unlisted.setdefault(sender.carrier, []).append(domain)
+    return [f"mail relayed by {carrier} fails SPF for {', '.join(domains)} unless its senders are in the record; add "
+            f"outbound.carriers.{carrier}.spf as the provider documents it (or [] if the relay sends with a "
+            "Return-Path of its own)" for carrier, domains in unlisted.items()]
+
+
+def _aligned(domain: str, other: str) -> bool:
+    """Relaxed DMARC alignment, told without the public suffix list: the same name, or one below the other."""
+    return domain == other or domain.endswith("." + other) or other.endswith("." + domain)
+
+
+def _alignment_notes(site: Site) -> list[str]:
+    """Channel mail whose From domain (an account's senders) aligns with neither or only one of the channel's
+    signing_domain (DKIM) and bounce_domain (SPF, the Return-Path): DMARC passes on an aligned pass alone."""
+    if site.outbound is None:
+        return []
+    notes = []
+    how = ("aligned here: the same domain or one below the other; relaxed alignment also takes two names below one "
+           "registered domain, which is not told apart here")
+    for channel in site.outbound.channels:
+        accounts: dict[str, list[str]] = {}
+        for account in site.outbound.accounts:
+            if account.channel == channel.name:
+                for sender in account.senders:
+                    names = accounts.setdefault(sender.rpartition("@")[2], [])
+                    if account.name not in names:
+                        names.append(account.name)
+        for domain, names in accounts.items():
+            dkim, spf = _aligned(domain, channel.signing_domain), _aligned(domain, channel.bounce_domain)
+            if dkim and spf:
+                continue
+            plural = "s" if len(names) > 1 else ""
+            mail = f"channel {channel.name}: mail from {domain} (account{plural} {', '.join(names)})"
+            if not dkim and not spf:
+                notes.append(f"{mail} is signed for {channel.signing_domain} (DKIM) and has its Return-Path in "
+                             f"{channel.bounce_domain} (SPF), neither aligned with {domain}, so it fails DMARC; set "
+                             f"outbound.channels.{channel.name}.signing_domain to {domain}, or send it through a "
+                             f"channel that signs for it ({how})")
+            elif not dkim:
+                notes.append(f"{mail} is signed for {channel.signing_domain}, not aligned with {domain}, so it passes "
+                             f"DMARC on SPF alone (Return-Path in {channel.bounce_domain}), which forwarding breaks; "
+                             f"set outbound.channels.{channel.name}.signing_domain to {domain} ({how})")
+            else:
+                notes.append(f"{mail} has its Return-Path in {channel.bounce_domain}, not aligned with {domain}, so "
+                             f"it passes DMARC on DKIM alone (signed for {channel.signing_domain}); set "
+                             f"outbound.channels.{channel.name}.bounce_domain to {domain} for SPF to align too ({how})")
+    return notes
 
 
 def _certificate_keys(site: Site, published_host_dir: Path) -> list[published.CertificateKey]:

@@ -96,6 +96,7 @@ APPLIANCE_PORTS = {
     465: "staff submission (implicit TLS)", 587: "staff submission", 993: "IMAPS", 995: "POP3S",
     3310: "clamd", 4190: "ManageSieve", 6379: "Redis", 11332: "the Rspamd milter", 11333: "Rspamd",
     11334: "Rspamd's controller", 12340: "Dovecot's quota-status service", 10026: "the channels' hand-over to staff",
+    8461: "the MTA-STS resolver",
 }
 # Each channel is a Postfix instance, each carrier a transport of every instance; bounded to what one host runs.
 MAX_CARRIERS = 32
@@ -104,6 +105,9 @@ MAX_ACCOUNTS = 1000
 MAX_ROUTES = 256
 MAX_ROUTE_CARRIERS = 8
 MAX_SENDERS = 256
+# SPF mechanisms one relay carrier adds to the records of the domains it sends for; providers document one include:
+# or a few networks.
+MAX_SPF_MECHANISMS = 10
 # A domain list file (file: entries of routes): a few thousand names is a large "overseas" set; 1 MiB holds
 # tens of thousands.
 MAX_DOMAIN_LIST_BYTES = 1024**2
@@ -209,8 +213,9 @@ class CarrierLimits:
 @dataclass(frozen=True)
 class Carrier:
     """A way out: direct MX delivery, or a relay (host, port, TLS, optional SASL login whose password the vault
-    keeps). Empty text and 0 mean "not used by this type" (host, port, tls, username of a direct carrier) or "the
-    system's choice" (source_address)."""
+    keeps, and the SPF mechanisms that authorize its sending hosts). Empty text and 0 mean "not used by this type"
+    (host, port, tls, username of a direct carrier) or "the system's choice" (source_address); spf is None when the
+    site file does not say, () when the relay needs nothing in the site's SPF records."""
 
     name: str
     type: str = DIRECT_CARRIER
@@ -221,6 +226,9 @@ class Carrier:
     source_address: str = ""
     helo_name: str = ""
     limits: CarrierLimits = CarrierLimits()
+    spf: tuple[str, ...] | None = None
+    # A direct carrier only: deliver to recipient domains with an MTA-STS policy (RFC 8461) as the policy demands.
+    mta_sts: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from mailappliance.errors import escape_unsafe
 # trailing line break can never slip through the way it does past "$".
 SITE_NAME_RE = re.compile(r"\A[a-z][a-z0-9-]{0,62}\Z")
 LABEL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# Labels of names that are not host names, as SPF include targets often are (_spf.example.com): underscores too.
+_RECORD_LABEL_RE = re.compile(r"\A[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
 # Names of carriers, channels and accounts: they become Postfix transport and instance names (postfix-<channel>,
 # a queue folder) and an account's SMTP login, so one short lowercase label; without "@" no account name can
 # be taken for a mailbox login.
@@ -63,6 +65,18 @@ def is_domain_name(value: str) -> bool:
         len(value) <= MAX_DOMAIN_LENGTH
         and len(labels) >= 2
         and all(LABEL_RE.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def is_record_name(value: str) -> bool:
+    """A fully qualified DNS name whose labels below the top-level one may hold underscores (_spf.example.com)."""
+    labels = value.split(".")
+    return (
+        len(value) <= MAX_DOMAIN_LENGTH
+        and len(labels) >= 2
+        and all(_RECORD_LABEL_RE.fullmatch(label) for label in labels[:-1])
+        and bool(LABEL_RE.fullmatch(labels[-1]))
         and not labels[-1].isdigit()
     )
 

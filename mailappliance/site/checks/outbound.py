@@ -29,6 +29,7 @@ from mailappliance.site.model import (
     MAX_ROUTE_CARRIERS,
     MAX_ROUTES,
     MAX_SENDERS,
+    MAX_SPF_MECHANISMS,
     IMPLICIT_TLS_PORT,
     MESSAGES_PER_MINUTE_RANGE,
     RATE_PER_MINUTE_RANGE,
@@ -57,12 +58,15 @@ from mailappliance.site.values import (
     is_domain_name,
     is_domain_wildcard,
     is_email_address,
+    is_record_name,
     show_value,
 )
+from mailappliance.site.spf import SPF_MAX_LOOKUPS, lookup_count, spf_mechanisms, spf_senders
 
 _OUTBOUND_KEYS = ("carriers", "routes", "channels", "accounts")
-_CARRIER_KEYS = ("type", "host", "port", "tls", "username", "source_address", "helo_name", "limits")
-_RELAY_ONLY_KEYS = ("host", "port", "tls", "username")
+_CARRIER_KEYS = ("type", "host", "port", "tls", "username", "spf", "source_address", "helo_name", "limits",
+                 "mta_sts")
+_RELAY_ONLY_KEYS = ("host", "port", "tls", "username", "spf")
 _LIMIT_KEYS = ("concurrency_per_destination", "messages_per_minute")
 _ROUTE_KEYS = ("domains", "channels", "carriers")
 _CHANNEL_KEYS = ("dkim_selector", "signing_domain", "bounce_domain", "submission_port", "process_limit")
@@ -75,6 +79,8 @@ _NAME_FIX = "use 1-32 lowercase letters, digits and hyphens, starting with a let
 _DOMAIN_ENTRY_FIX = ('give a domain name (example.de), a wildcard for every name below a domain (*.example.de, '
                      '*.de), "*" for every domain, or file:NAME for a list file next to the site file')
 _LINE_FIX = "write one domain name or *.wildcard per line (# starts a comment line), e.g. *.example.de"
+_SPF_FIX = ("list the mechanisms the provider's SPF documentation gives: include:<domain>, a:<domain>, ip4:<network> "
+            "or ip6:<network>, e.g. [include:_spf.isp1.example]; [] when the relay sends with a Return-Path of its own")
 
 
 @dataclass(frozen=True)
@@ -150,8 +156,11 @@ def check_outbound(checker: Checker, top: dict[str, Any], hostname: str | None, 
     _check_route_tls(checker, routes, carriers)
     if checker.errors:
         return None
-    return Outbound(carriers=tuple(carriers), routes=tuple(routes), channels=tuple(channels),
-                    accounts=tuple(accounts))
+    outbound = Outbound(carriers=tuple(carriers), routes=tuple(routes), channels=tuple(channels),
+                        accounts=tuple(accounts))
+    if hostname and dns is not None:
+        _check_spf_lookups(checker, outbound, hostname, dns, appliance.domain_names)
+    return None if checker.errors else outbound
 
 
 def _appliance(hostname: str | None, host: Host | None, domains: list[Domain], dns: Dns | None) -> _Appliance:
@@ -235,6 +244,7 @@ def _carrier(checker: Checker, name: str, path: str, raw: Any, appliance: _Appli
         return None
     ok = True
     host, port, tls, username = "", 0, "", ""
+    spf: tuple[str, ...] | None = None
     if kind == DIRECT_CARRIER:
         for key in _RELAY_ONLY_KEYS:
             if key in data:
@@ -245,16 +255,37 @@ def _carrier(checker: Checker, name: str, path: str, raw: Any, appliance: _Appli
         relay_port = checker.whole_number(data, "port", path, DEFAULT_RELAY_PORT, (1, 65535), "a port")
         login = _relay_username(checker, data, path)
         mode = _relay_tls(checker, data, path, login, relay_host)
-        if relay_host is None or relay_port is None or login is None or mode is None:
+        # Absent: the site file does not say, which `dns plan` notes; [] says the relay needs nothing.
+        given = data.get("spf") is not None
+        mechanisms = _relay_spf(checker, data, path) if given else ()
+        if relay_host is None or relay_port is None or login is None or mode is None or mechanisms is None:
             return None
-        host, port, tls, username = relay_host, relay_port, mode, login
+        host, port, tls, username, spf = relay_host, relay_port, mode, login, mechanisms if given else None
     source_address = _source_address(checker, data, path)
     helo_name = _helo_name(checker, data, path)
     limits = _limits(checker, data, path)
-    if not ok or source_address is None or helo_name is None or limits is None:
+    mta_sts = _mta_sts(checker, data, path, kind)
+    if not ok or source_address is None or helo_name is None or limits is None or mta_sts is None:
         return None
     return Carrier(name=name, type=kind, host=host, port=port, tls=tls, username=username,
-                   source_address=source_address, helo_name=helo_name, limits=limits)
+                   source_address=source_address, helo_name=helo_name, limits=limits, spf=spf, mta_sts=mta_sts)
+
+
+def _mta_sts(checker: Checker, data: dict[str, Any], path: str, kind: str) -> bool | None:
+    """Whether direct delivery follows the recipient domains' MTA-STS policies (RFC 8461); default no."""
+    if "mta_sts" not in data:
+        return False
+    value, where = data["mta_sts"], join(path, "mta_sts")
+    if kind != DIRECT_CARRIER:
+        checker.error(where, "is only used with type direct, since a relay is held to its own tls: setting",
+                      "remove it (tls: verify has the relay's certificate checked)")
+        return None
+    if not isinstance(value, bool):
+        checker.error(where, f"{show_value(value)} is not true or false",
+                      "use true (mail to a domain with an MTA-STS policy in enforce mode goes only to the MX hosts "
+                      "it names, over TLS with a verified certificate) or false (the default)")
+        return None
+    return value
 
 
 def _relay_host(checker: Checker, data: dict[str, Any], path: str, appliance: _Appliance) -> str | None:
@@ -318,6 +349,67 @@ def _relay_tls(checker: Checker, data: dict[str, Any], path: str, username: str 
     return str(value)
 
 
+def _relay_spf(checker: Checker, data: dict[str, Any], path: str) -> tuple[str, ...] | None:
+    """The SPF mechanisms that authorize the relay's sending hosts, canonical, each once."""
+    items = checker.items(data, "spf", path, False, _SPF_FIX)
+    if items is None:
+        return None
+    where = join(path, "spf")
+    if len(items) > MAX_SPF_MECHANISMS:
+        checker.error(where, f"lists {len(items)} mechanisms",
+                      f"list at most {MAX_SPF_MECHANISMS}; a provider's include: covers all its hosts")
+        return None
+    result: list[str] = []
+    first_seen: dict[str, str] = {}
+    ok = True
+    for index, item in enumerate(items):
+        item_where = join(where, index)
+        mechanism = _spf_mechanism(checker, item, item_where)
+        if mechanism is None:
+            ok = False
+        elif mechanism in first_seen:
+            checker.error(item_where, f"{show_value(item)} is already listed at {first_seen[mechanism]}",
+                          "list each mechanism once")
+            ok = False
+        else:
+            first_seen[mechanism] = item_where
+            result.append(mechanism)
+    return tuple(result) if ok else None
+
+
+def _spf_mechanism(checker: Checker, item: Any, where: str) -> str | None:
+    """One mechanism that passes the hosts it names: include: or a: of a DNS name, ip4: or ip6: of a network.
+    Nothing else: no qualifier, all, redirect or macro, so no relay can widen or end the record."""
+    text = checker.string(item, where, _SPF_FIX, len("include:") + MAX_DOMAIN_LENGTH, "an SPF mechanism")
+    if text is None:
+        return None
+    kind, sep, value = text.lower().partition(":")
+    if kind in ("include", "a") and sep and is_record_name(value):
+        return f"{kind}:{value}"
+    if kind not in ("ip4", "ip6") or not sep:
+        checker.error(where, f"{show_value(item)} is not an SPF mechanism the appliance publishes", _SPF_FIX)
+        return None
+    version = 4 if kind == "ip4" else 6
+    try:
+        interface = ipaddress.ip_interface(value) if "%" not in value else None
+    except ValueError:
+        interface = None
+    if interface is None or interface.version != version:
+        checker.error(where, f"{show_value(item)} does not name an IPv{version} address or network", _SPF_FIX)
+        return None
+    network = interface.network
+    if network.prefixlen == 0:
+        checker.error(where, f"{show_value(item)} is every address",
+                      "name the provider's networks; this one lets any host on the internet send as the site's domains")
+        return None
+    if interface.ip != network.network_address:
+        checker.error(where, f"{show_value(item)} has host bits set beyond /{network.prefixlen}",
+                      f"write {kind}:{network}")
+        return None
+    whole = network.network_address if network.prefixlen == network.max_prefixlen else network
+    return f"{kind}:{whole}"
+
+
 def _source_address(checker: Checker, data: dict[str, Any], path: str) -> str | None:
     value = data.get("source_address")
     if value is None:
@@ -370,6 +462,30 @@ def _limits(checker: Checker, data: dict[str, Any], path: str) -> CarrierLimits 
     if concurrency is None or rate is None:
         return None
     return CarrierLimits(concurrency_per_destination=concurrency, messages_per_minute=rate)
+
+
+def _check_spf_lookups(checker: Checker, outbound: Outbound, hostname: str, dns: Dns, domains: list[str]) -> None:
+    """The SPF record `dns plan` writes for each domain must stay within the DNS lookups receivers allow. Only the
+    record's own terms are counted here; `dns check` counts the includes' terms too."""
+    over: dict[tuple[str, ...], list[str]] = {}
+    who: dict[str, str] = {}
+    for domain, senders in spf_senders(hostname, dns, outbound, domains).items():
+        for sender in senders:
+            for mechanism in sender.mechanisms or ():
+                who.setdefault(mechanism, sender.who)
+        mechanisms = spf_mechanisms(senders)
+        if lookup_count(mechanisms) > SPF_MAX_LOOKUPS:
+            over.setdefault(tuple(mechanisms), []).append(domain)
+    for mechanisms, names in over.items():
+        counted = [m for m in mechanisms if lookup_count([m])]
+        shown = ", ".join(f"{m} ({who[m]})" for m in counted)
+        fix = ("give networks (ip4:, ip6:) instead of include: and a: in the carriers' spf where the provider "
+               "documents them, or route these domains' mail through fewer relays")
+        if not dns.ipv4 and not dns.ipv6:
+            fix += "; set dns.ipv4 so the appliance's own addresses need no a: lookup"
+        checker.error("outbound.carriers", f"the SPF record of {', '.join(names)} would need {len(counted)} DNS "
+                      f"lookups ({shown}); receivers fail SPF for all its mail past {SPF_MAX_LOOKUPS} "
+                      "(RFC 7208 section 4.6.4)", fix)
 
 
 # -- channels -------------------------------------------------------------------------------------------------
