@@ -1,10 +1,10 @@
 """The inventory writer: turn a validated site into <inventory-root>/<site>/ for Ansible.
 
 Writes hosts.yml, group_vars/all/site.yml (plain) and group_vars/all/vault.yml (ansible-vault, with the
-mailbox passwords and their Dovecot hashes, the Rspamd controller and Redis passwords, and for an outbound:
-section the sending accounts' passwords and hashes and the relay passwords the operator put there). Output is
-deterministic and files are only rewritten when their content changes, so re-rendering an unchanged site
-touches nothing.
+mailbox passwords and their Dovecot hashes, the Rspamd controller and Redis passwords, for an outbound: section
+the sending accounts' passwords and hashes and the relay passwords the operator put there, and once a site has
+had an archive: section the archive's checkpoint signing key). Output is deterministic and files are only
+rewritten when their content changes, so re-rendering an unchanged site touches nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 from mailappliance import vault
 from mailappliance.errors import UserError, is_unsafe_char
 from mailappliance.files import write_if_changed
-from mailappliance.site import CATCH_ALL_DOMAINS, IMPLICIT_TLS_PORT, Carrier, Outbound, Site
+from mailappliance.site import CATCH_ALL_DOMAINS, IMPLICIT_TLS_PORT, Archive, Carrier, Outbound, Site
 from mailappliance.site.mta_sts import site_mta_sts_policy
 from mailappliance.site.values import describe_char
 
@@ -44,6 +44,11 @@ ACCOUNT_PASSWORDS = "mailappliance__outbound_account_passwords"
 ACCOUNT_PASSWORD_HASHES = "mailappliance__outbound_account_password_hashes"
 CARRIER_PASSWORDS = "mailappliance__outbound_carrier_passwords"
 ACCOUNT_HASH_FINGERPRINTS = "_mailappliance__outbound_account_password_hash_fingerprints"
+# Generated on the first render of a site with an archive: section and kept for good, also once the section is
+# removed: the archive stays on the host, and its checkpoints must stay verifiable. Its public half is written to
+# site.yml (ARCHIVE_PUBLIC_KEY), so an auditor verifies exports without the vault.
+ARCHIVE_SIGNING_KEY = "mailappliance__archive_signing_key"
+ARCHIVE_PUBLIC_KEY = "mailappliance__archive_public_key"
 # A relay password lands in Postfix's sasl_passwd table after "username:"; one line of printable text.
 MAX_CARRIER_PASSWORD_LENGTH = 256
 # What the rspamd role's preflight accepts; a hand-edited value outside it is replaced.
@@ -116,9 +121,11 @@ def write_inventory(site: Site, inventory_root: Path) -> InventoryResult:
     old_secrets = _read_secrets(paths, password)
     secrets, new_logins = _vault_data(site, old_secrets, paths.vault)
     origin = os.path.relpath(site.path, paths.directory.resolve())
+    signing_key = secrets.get(ARCHIVE_SIGNING_KEY)
+    public_key = (vault.signing_public_key(signing_key) or "") if signing_key else ""
     files = {
         paths.hosts: (_header(origin) + _dump(hosts_data(site))).encode(),
-        paths.site_vars: (_header(origin) + _dump(site_vars(site))).encode(),
+        paths.site_vars: (_header(origin) + _dump(site_vars(site, public_key))).encode(),
     }
 
     missing = [carrier.name for carrier in _sasl_carriers(site)
@@ -166,9 +173,10 @@ def hosts_data(site: Site) -> dict[str, Any]:
     return {"all": {"children": {GROUP: {"hosts": {site.hostname: host}}}}}
 
 
-def site_vars(site: Site) -> dict[str, Any]:
+def site_vars(site: Site, archive_public_key: str = "") -> dict[str, Any]:
     """The site-wide `mailappliance__*` variables; the roles' defaults map them to their own (each role's README
-    names the ones it reads)."""
+    names the ones it reads). `archive_public_key` is the public half of the vault's archive signing key, "" when
+    the vault holds none."""
     return {
         "mailappliance__site": site.name,
         "mailappliance__hostname": site.hostname,
@@ -199,6 +207,7 @@ def site_vars(site: Site) -> dict[str, Any]:
         "mailappliance__dns_dnssec_validation": site.dns.dnssec_validation,
         "mailappliance__dns_air_gapped": site.dns.air_gapped,
         **(_outbound_vars(site.outbound, site.hostname) if site.outbound else {}),
+        **_archive_vars(site.archive, archive_public_key),
     }
 
 
@@ -227,6 +236,30 @@ def _outbound_vars(outbound: Outbound, hostname: str) -> dict[str, Any]:
              "rate_per_minute": a.rate_per_minute}
             for a in outbound.accounts
         ],
+    }
+
+
+def _archive_vars(archive: Archive | None, public_key: str) -> dict[str, Any]:
+    """The archive: section with every default filled in; without it only the switch, so roles can branch. The
+    public key stays as long as the vault holds the key, since an archive left on the host is still verified.
+
+    Retention rules are in file order and end with a catch-all (the default one unless the file ends with its own);
+    a rule's direction "" and domains [] mean any; domains are names and *.wildcards as the site file wrote them."""
+    key = {ARCHIVE_PUBLIC_KEY: public_key} if public_key else {}
+    if archive is None:
+        return {"mailappliance__archive_enabled": False, **key}
+    return {
+        "mailappliance__archive_enabled": True,
+        "mailappliance__archive_store": archive.store,
+        "mailappliance__archive_cold_store": archive.cold_store,
+        "mailappliance__archive_cold_after_days": archive.cold_after_days,
+        "mailappliance__archive_on_failure": archive.on_failure,
+        "mailappliance__archive_retention": [
+            {"days": rule.days, "direction": rule.direction, "domains": list(rule.domains)}
+            for rule in archive.retention
+        ],
+        "mailappliance__archive_checkpoint_minutes": archive.checkpoint_minutes,
+        **key,
     }
 
 
@@ -313,7 +346,24 @@ def _vault_data(site: Site, old: dict[str, Any],
             CARRIER_PASSWORDS: _carrier_passwords(site, old, vault_path),
             ACCOUNT_HASH_FINGERPRINTS: fingerprints,
         }
+    signing_key = _archive_signing_key(site, old, vault_path)
+    if signing_key is not None:
+        data[ARCHIVE_SIGNING_KEY] = signing_key
     return data, new_logins
+
+
+def _archive_signing_key(site: Site, old: dict[str, Any], vault_path: Path) -> str | None:
+    """The vault's archive signing key, generated for the first archive: section and kept from then on; None for a
+    site that never had one. A key that is not one is refused rather than replaced: checkpoints already signed
+    verify only with the key that signed them."""
+    key = old.get(ARCHIVE_SIGNING_KEY)
+    if key is None:
+        return vault.new_signing_key() if site.archive is not None else None
+    if not isinstance(key, str) or vault.signing_public_key(key) is None:
+        raise UserError(f"{vault_path}: {ARCHIVE_SIGNING_KEY}: is not an Ed25519 private key (32 bytes in base64); "
+                        "restore it from a backup of the vault, since the archive's checkpoints verify only with the "
+                        "key that signed them, or remove the variable to start a new key")
+    return key
 
 
 def _carrier_passwords(site: Site, old: dict[str, Any], vault_path: Path) -> dict[str, str]:

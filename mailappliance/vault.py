@@ -1,8 +1,10 @@
-"""Site secrets: mailbox passwords and their Dovecot hashes, the Rspamd controller and Redis passwords, and
-ansible-vault encryption of the file holding them."""
+"""Site secrets: mailbox passwords and their Dovecot hashes, the Rspamd controller and Redis passwords, the archive's
+checkpoint signing key, and ansible-vault encryption of the file holding them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from ansible.errors import AnsibleError
 from ansible.parsing.vault import VaultLib, VaultSecret
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from passlib.hash import sha512_crypt
 
 from mailappliance.errors import UserError
@@ -54,6 +57,24 @@ def new_redis_password() -> str:
 def new_fingerprint_key() -> str:
     """The vault's key for hash fingerprints: 32 random bytes as hex."""
     return secrets.token_hex(32)
+
+
+def new_signing_key() -> str:
+    """A fresh Ed25519 private key for the archive's checkpoints: its raw 32 bytes in base64."""
+    return base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode("ascii")
+
+
+def signing_public_key(private_key: str) -> str | None:
+    """The Ed25519 public key (raw 32 bytes in base64) of a key new_signing_key wrote; None when `private_key` is not
+    one."""
+    try:
+        raw = base64.b64decode(private_key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 32:
+        return None
+    public = Ed25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw()
+    return base64.b64encode(public).decode("ascii")
 
 
 def hash_fingerprint(key: str, password: str, hashed: str) -> str:

@@ -235,8 +235,39 @@ def outbound() -> dict[str, Any]:
 
 
 def outbound_host() -> dict[str, Any]:
-    """The healthy appliance with the example site's outbound: section deployed."""
-    return {**host(), "outbound": outbound()}
+    """The healthy appliance with the example site's outbound: and archive: sections deployed."""
+    return {**host(), "outbound": outbound(), "archive": archive(), "archive_units": ARCHIVE_UNITS}
+
+
+# An archive: section with the defaults, as archive_expectations reads the inventory: defer, 7 years, hourly.
+ARCHIVE_SITE = {"on_failure": "defer", "retention": [{"days": 2557, "direction": "", "domains": []}],
+                "checkpoint_minutes": 60}
+ARCHIVE_UNITS = ["Id=mailappliance-archive.socket", "ActiveState=active", "",
+                 "Id=mailappliance-archive-daily.timer", "ActiveState=active", "",
+                 "Id=mailappliance-archive-checkpoint.timer", "ActiveState=active"]
+
+
+def archive() -> dict[str, Any]:
+    """`mailappliance-archive audit` on a healthy appliance (test_audit_archive.py holds its keys to the real
+    reader's): the last day reconciled, everything verified, no hold, nothing due, the store a third full."""
+    stamp = NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "time": stamp, "on_failure": "defer", "spool": None, "cold": None,
+        "store": {"path": "/var/lib/mailappliance/archive", "total": 100 * 2**30, "free": 66 * 2**30},
+        "stats": {"records": 5120, "records_deleted": 0, "bytes_received": 41_000_000, "objects_hot": 5120,
+                  "objects_cold": 0, "bytes_hot": 17_000_000, "packs": 0, "bytes_cold": 0,
+                  "bytes_database": 9_000_000, "log_entries": 5160, "bytes_stored": 17_000_000,
+                  "stored_per_received": 0.4146, "last_checkpoint": {"seq": 5150, "time": stamp},
+                  "entries_since_checkpoint": 10, "free_bytes_store": 66 * 2**30},
+        "verify": {"ok": True, "counts": {"log_entries": 5160, "messages": 5120, "checkpoints": 40},
+                   "problem_count": 0, "problems": [], "notes": []},
+        "reconcile": {"since": "2026-11-24T12:59:00.000000Z", "until": "2026-11-25T12:59:00.000000Z",
+                      "accepted": 830, "archived": 830, "ok": True, "log_lines": 9120, "unread_lines": 1,
+                      "missing_count": 0, "twice_count": 0, "never_accepted_count": 0, "missing": [], "twice": []},
+        "holds": [],
+        "retention": {"policy": {"default_days": 2557, "first_match": True, "rules": []},
+                      "file": "/etc/mailappliance/archive-retention.json", "due": 0, "oldest_expiry": None},
+    }
 
 
 def dns(domain: str = DOMAIN, hostname: str = HOSTNAME) -> dict[str, Any]:

@@ -133,6 +133,33 @@ outbound:
       daily_quota: 2000000
       rate_per_minute: 6000
 """
+# A site with every key of the archive: section; README.md shows this archive: section.
+ARCHIVE_SITE = """\
+site: acme
+hostname: mail.acme.example
+admin_contact: admin@acme.example
+host:
+  address: 192.0.2.10
+domains:
+  - name: acme.example
+mailboxes:
+  - address: admin@acme.example
+antivirus:
+  local_databases: [eicar.hdb]
+archive:
+  store: /srv/mail-archive
+  cold_store: /srv/mail-archive-cold
+  cold_after_days: 90
+  on_failure: defer
+  retention:
+    - domains: [broker.example, "*.broker.example"]
+      direction: outbound
+      days: 3650
+    - direction: local
+      days: 365
+    - days: 2557
+  checkpoint_minutes: 60
+"""
 OVERSEAS_LIST = """\
 # Recipients abroad leave through isp2, whose relay sits overseas.
 *.de
@@ -167,6 +194,12 @@ def full_site(site_dir: Path) -> Path:
 def outbound_site(site_dir: Path) -> Path:
     (site_dir / "overseas.txt").write_text(OVERSEAS_LIST)
     (site_dir / "site.yml").write_text(OUTBOUND_SITE)
+    return Path("site.yml")
+
+
+@pytest.fixture
+def archive_site(site_dir: Path) -> Path:
+    (site_dir / "site.yml").write_text(ARCHIVE_SITE)
     return Path("site.yml")
 
 

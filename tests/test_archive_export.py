@@ -3,6 +3,7 @@ tampering with the folder makes it fail."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -74,6 +75,10 @@ def test_export_verifies_offline_with_the_standalone_verifier(tmp_path: Path, mb
     assert done.stdout.startswith("OK: 8 messages verified")
     without_key = run_verifier(out, None, elsewhere)
     assert without_key.returncode == 0 and "note: the key in the folder was used" in without_key.stdout
+    # The site's public key as the inventory keeps it (mailappliance__archive_public_key: base64 of the raw key).
+    pasted = elsewhere / "site-archive.pub"
+    pasted.write_text(base64.b64encode(keys.raw_public(keys.load_public_key(public))).decode() + "\n")
+    assert run_verifier(out, pasted, elsewhere).returncode == 0
 
 
 def tamper_cases(out: Path, other_public: Path) -> dict[str, object]:

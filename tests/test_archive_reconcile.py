@@ -99,3 +99,22 @@ def test_reconcile_all_archived_is_ok_and_reads_journalctl_short_format(tmp_path
     assert (result.accepted, result.archived, result.missing, result.twice, result.never_accepted) == (1, 1, [], [],
                                                                                                           [])
     assert result.ok
+
+
+def test_a_channels_hand_over_to_staff_is_not_a_new_message(tmp_path) -> None:
+    """Mail a channel took for a hosted domain reaches the staff instance through its hand-over listener; the
+    channel journaled it, so the staff instance's queue id for it is not counted as accepted."""
+    from datetime import datetime, timezone
+
+    from mailappliance.archive.reconcile import read_mail_log
+
+    lines = [
+        "2026-12-03T10:00:01+00:00 mail postfix-orders/submission/smtpd[10]: AAAAA1: client=x[192.0.2.1]",
+        "2026-12-03T10:00:01+00:00 mail postfix-orders/qmgr[11]: AAAAA1: from=<o@a.test>, size=100, nrcpt=1 "
+        "(queue active)",
+        "2026-12-03T10:00:02+00:00 mail postfix/handover/smtpd[12]: BBBBB2: client=localhost[127.0.0.1]",
+        "2026-12-03T10:00:02+00:00 mail postfix/qmgr[13]: BBBBB2: from=<o@a.test>, size=900, nrcpt=1 "
+        "(queue active)",
+    ]
+    found = read_mail_log(lines, datetime(2026, 12, 3, tzinfo=timezone.utc), datetime(2026, 12, 4, tzinfo=timezone.utc))
+    assert sorted(found.accepted) == [("postfix-orders", "AAAAA1")]

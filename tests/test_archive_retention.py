@@ -217,3 +217,21 @@ def test_tiering_leaves_a_damaged_file_hot_for_verify_to_name(tmp_path: Path) ->
         results, damaged = retention.tier_apply(archive, NOW, 30, "ops")
         assert damaged == [bad.sha256] and [r.members for r in results] == [1]
         assert archive.record(good.id).tier == "cold" and archive.record(bad.id).tier == "hot"
+
+
+def test_the_site_files_ordered_rules_first_match_wins() -> None:
+    """The archive role writes the site file's retention: list as it is; the first rule that applies wins."""
+    policy = Policy.from_dict({"rules": [
+        {"domains": ["*.broker.example"], "direction": "", "days": 3650},
+        {"domains": [], "direction": "inbound", "days": 400},
+        {"domains": ["broker.example"], "direction": "", "days": 3000},
+        {"domains": [], "direction": "", "days": 2000},
+    ]}, "archive-retention.json")
+    assert policy.default_days == 2000 and len(policy.rules) == 3
+    assert policy.rule_for("inbound", {"desk.broker.example"}).days == 3650
+    # broker.example itself is not below *.broker.example; inbound comes first in the list.
+    assert policy.rule_for("inbound", {"broker.example"}).days == 400
+    assert policy.rule_for("outbound", {"broker.example"}).days == 3000
+    assert policy.rule_for("local", {"other.example"}).days == 2000
+    with pytest.raises(ArchiveError, match=r"rules\[0\]: domains must be a list"):
+        Policy.from_dict({"rules": [{"domains": ["a b"], "days": 1}]}, "x")

@@ -32,6 +32,8 @@ def settings(tmp_path: Path, on_failure: str) -> service.Settings:
 @pytest.mark.parametrize(("changes", "expected"), [
     ({}, "inbound"),
     ({"daemon_port": ""}, "local"),
+    # What Postfix 3.7's cleanup hands a milter for sendmail and bounces: 127.0.0.1, port "0".
+    ({"daemon_port": "0", "client_address": "127.0.0.1"}, "local"),
     ({"account": "ann@alpha.test", "daemon_port": "587", "recipients": ["bob@alpha.test"]}, "internal"),
     ({"account": "ann@alpha.test", "daemon_port": "587", "recipients": ["bob@alpha.test", "x@example.org"]},
      "outbound"),

@@ -79,10 +79,11 @@ def test_healthy_appliance_passes_and_writes_three_reports(full_site: Path, site
                                                    "error": 0}
     assert set(data["evidence"]) == {"dns", "probes", "host", "run"}
     assert data["evidence"]["dns"]["nameserver"] == "127.0.0.1:5353"
-    # The site has no outbound: section, so its four controls are not applicable.
-    assert "audit of molecule: 83 controls: 71 pass, 8 warn, 4 not-applicable" in result.stdout
+    # The site has neither an outbound: nor an archive: section, so their nine controls are not applicable.
+    assert "audit of molecule: 88 controls: 71 pass, 8 warn, 9 not-applicable" in result.stdout
     assert {c["id"] for c in data["controls"] if c["status"] == "not-applicable"} == {
-        "OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES"}
+        "OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES",
+        "ARCHIVE-COVERAGE", "ARCHIVE-INTEGRITY", "ARCHIVE-RETENTION", "ARCHIVE-HOLDS", "ARCHIVE-SPACE"}
     assert "  nameserver: 127.0.0.1:5353; 25 results" in result.stdout
 
 
@@ -138,9 +139,10 @@ def test_junit_has_one_testcase_per_control(full_site: Path, site_dir: Path, rec
     errors = [c.get("name") for c in cases if c.find("error") is not None]
     skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
     assert [name.split(":")[0] for name in failures] == ["SMTP-OPEN-RELAY"]
-    # Skipped: the optional port 4190's four controls and the four outbound ones (the site has no outbound:).
-    assert len(errors) == 4 and len(skipped) == 8
-    assert suite.get("failures") == "1" and suite.get("errors") == "4" and suite.get("skipped") == "8"
+    # Skipped: the optional port 4190's four controls, the four outbound and five archive ones (the site has
+    # neither an outbound: nor an archive: section).
+    assert len(errors) == 4 and len(skipped) == 13
+    assert suite.get("failures") == "1" and suite.get("errors") == "4" and suite.get("skipped") == "13"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["tool_version"] == __version__ and props["generated_at"] == data["generated_at"]
 

@@ -19,8 +19,10 @@ from mailappliance.controls.model import Control, failing_at
 
 SITE = SiteExpectations(spam_add_header=6, spam_reject=15)
 # The README's outbound: example as the inventory writes it; fx.outbound_host() is its healthy appliance.
-OUTBOUND = SiteExpectations(spam_add_header=6, spam_reject=15, outbound=fx.outbound_site())
+OUTBOUND = SiteExpectations(spam_add_header=6, spam_reject=15, outbound=fx.outbound_site(),
+                            archive=fx.ARCHIVE_SITE)
 OUTBOUND_IDS = ("OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES")
+ARCHIVE_IDS = ("ARCHIVE-COVERAGE", "ARCHIVE-INTEGRITY", "ARCHIVE-RETENTION", "ARCHIVE-HOLDS", "ARCHIVE-SPACE")
 
 
 def statuses(controls: list[Control]) -> dict[str, str]:
@@ -49,17 +51,17 @@ def test_healthy_probes_pass_with_self_signed_warnings() -> None:
 def test_healthy_host_passes() -> None:
     seen = host_controls(fx.outbound_host(), site=OUTBOUND)
     assert set(seen.values()) == {"pass"}, seen
-    assert len(seen) == 23
+    assert len(seen) == 28
 
 
 def test_a_site_without_outbound_makes_the_outbound_controls_not_applicable() -> None:
     # Whatever the host holds: the audit has no routes, channels or accounts to hold it to.
     for host in (fx.host(), fx.outbound_host(), {**fx.host(), "outbound": {"error": "exit 1"}}):
         controls = judge_host(host, fx.EXPECTED_FILES, SITE)
-        assert {c.id: c.status for c in controls if c.status != "pass"} == dict.fromkeys(OUTBOUND_IDS,
-                                                                                          "not-applicable")
+        assert {c.id: c.status for c in controls if c.status != "pass"} == dict.fromkeys(
+            OUTBOUND_IDS + ARCHIVE_IDS, "not-applicable")
         assert {c.evidence for c in controls if c.id in OUTBOUND_IDS} == {"the site has no outbound: section"}
-    assert len(controls) == 23
+    assert len(controls) == 28
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -167,6 +169,15 @@ HOST_BREAKS = {
     # 25,000 messages deferred in the bulk channel, more than its active queue (20,000) can retry at once.
     "OUTBOUND-CHANNEL-QUEUES": _set(["outbound", "instances", 1, "queues", "summary"],
                                     [f"deferred 25000 {int(fx.CLOCK) - 3600}"]),
+    # A message Postfix accepted that the archive does not have.
+    "ARCHIVE-COVERAGE": _set(["archive", "reconcile", "missing_count"], 1),
+    "ARCHIVE-INTEGRITY": _set(["archive", "verify"], {
+        "ok": False, "counts": {"log_entries": 5160, "messages": 5120, "checkpoints": 40}, "problem_count": 1,
+        "problems": ["message 1f0c... (record 17): its file's content changed"], "notes": []}),
+    # The host keeps mail one year where the site says seven.
+    "ARCHIVE-RETENTION": _set(["archive", "retention", "policy", "default_days"], 365),
+    "ARCHIVE-HOLDS": _set(["archive", "holds"], {"error": "DatabaseError: database disk image is malformed"}),
+    "ARCHIVE-SPACE": _set(["archive", "store", "free"], 2**30),
     "DOVECOT-TLS": _set(["doveconf", 1], "ssl_min_protocol = TLSv1"),
     "DOVECOT-PLAINTEXT": _set(["doveconf", 2], "disable_plaintext_auth = no"),
     "DOVECOT-PASSWORD-SCHEME": _set(["password_schemes"], ["SHA512-CRYPT", "PLAIN"]),
@@ -594,6 +605,7 @@ def test_a_run_that_changed_something_is_an_error() -> None:
     class _Site:
         spam = Spam()
         outbound = None
+        archive = None
 
     changed = HostInspection(evidence={"h": fx.host()}, expected={"h": fx.EXPECTED_FILES},
                              stats={"changed": {"h": 1}, "ok": {"h": 16}})
@@ -609,12 +621,15 @@ def test_the_site_files_outbound_section_is_what_the_host_is_judged_by(outbound_
     from mailappliance.audit.run import judge_inspection
     from mailappliance.site import load_site
 
-    site = load_site(site_dir / outbound_site)
+    # With an archive: section of the defaults, which the healthy host keeps.
+    path = site_dir / outbound_site
+    path.write_text(path.read_text() + "archive:\n  on_failure: defer\n")
+    site = load_site(path)
     inspection = HostInspection(evidence={"h": fx.outbound_host()}, expected={"h": fx.EXPECTED_FILES},
                                 stats={"changed": {}, "ok": {"h": 16}})
     controls, _ = judge_inspection(inspection, site)
     seen = statuses(controls)
-    assert set(seen.values()) == {"pass"} and set(OUTBOUND_IDS) <= set(seen), seen
+    assert set(seen.values()) == {"pass"} and set(OUTBOUND_IDS + ARCHIVE_IDS) <= set(seen), seen
     # The site's routes, as the inventory writes them for the roles, are what each route's verdict names.
     fallback = next(c for c in controls if c.id == "OUTBOUND-ROUTE-FALLBACK")
     assert fallback.evidence.splitlines()[1].startswith("pass: postfix-orders: * via isp1, then isp2 (route2")

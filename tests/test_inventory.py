@@ -3,6 +3,7 @@ written for an invalid site."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import stat
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from passlib.hash import sha512_crypt
 
-from conftest import GOLDEN_DIR, MINIMAL_SITE, write_site
+from conftest import ARCHIVE_SITE, GOLDEN_DIR, MINIMAL_SITE, write_site
 from mailappliance import vault
 from mailappliance.errors import UserError
 from mailappliance.inventory import inventory_paths, read_account_passwords, read_mailbox_passwords, write_inventory
@@ -39,6 +41,11 @@ OUTBOUND_VAULT_VARIABLES = [
     "mailappliance__outbound_carrier_passwords",
     "_mailappliance__outbound_account_password_hash_fingerprints",
 ]
+# Added on the first render of a site with an archive: section, and kept from then on.
+ARCHIVE_SIGNING_KEY = "mailappliance__archive_signing_key"
+ARCHIVE_PUBLIC_KEY = "mailappliance__archive_public_key"
+# The public key is made anew for each test; the golden file holds this instead.
+PUBLIC_KEY_PLACEHOLDER = "<ARCHIVE_PUBLIC_KEY>"
 
 
 def render(site_file: Path, root: Path = Path("inventories")):
@@ -70,10 +77,13 @@ class CountingHashChecks:
         return self._real(password, hashed)
 
 
-def check_golden(case: str, directory: Path, site_dir: Path) -> None:
+def check_golden(case: str, directory: Path, site_dir: Path, placeholders: dict[str, str] | None = None) -> None:
     for name in GOLDEN_FILES:
-        # Controller paths are absolute; the golden files hold a placeholder for the test's folder.
+        # Controller paths are absolute; the golden files hold a placeholder for the test's folder (and for other
+        # values each render makes anew).
         actual = (directory / name).read_text().replace(str(site_dir), SITE_DIR_PLACEHOLDER)
+        for value, placeholder in (placeholders or {}).items():
+            actual = actual.replace(value, placeholder)
         golden = GOLDEN_DIR / case / name
         if UPDATE_GOLDEN:
             golden.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +105,12 @@ def test_podman_site_matches_golden_files(site_dir: Path) -> None:
 def test_outbound_site_matches_golden_files(outbound_site: Path, site_dir: Path) -> None:
     result = render(outbound_site)
     check_golden("outbound", result.paths.directory, site_dir)
+
+
+def test_archive_site_matches_golden_files(archive_site: Path, site_dir: Path) -> None:
+    result = render(archive_site)
+    public_key = yaml.safe_load(result.paths.site_vars.read_text())[ARCHIVE_PUBLIC_KEY]
+    check_golden("archive", result.paths.directory, site_dir, {public_key: PUBLIC_KEY_PLACEHOLDER})
 
 
 def test_vault_holds_passwords_and_dovecot_hashes(full_site: Path) -> None:
@@ -371,3 +387,92 @@ def test_a_site_without_outbound_keeps_its_variables(full_site: Path) -> None:
     paths = render(full_site).paths
     assert "mailappliance__outbound" not in paths.site_vars.read_text()
     assert list(decrypted_vault(paths.directory)) == VAULT_VARIABLES
+
+
+# -- archive: the checkpoint signing key ---------------------------------------------------------------------
+
+def without_archive(site_dir: Path) -> Path:
+    """ARCHIVE_SITE with its archive: section taken out."""
+    return write_site(site_dir, ARCHIVE_SITE[:ARCHIVE_SITE.index("archive:\n")])
+
+
+def public_key_of(paths) -> str | None:
+    return yaml.safe_load(paths.site_vars.read_text()).get(ARCHIVE_PUBLIC_KEY)
+
+
+def test_archive_signing_key_is_generated_once_into_the_vault_and_its_public_half_into_site_vars(
+        archive_site: Path) -> None:
+    result = render(archive_site)
+    secrets = decrypted_vault(result.paths.directory)
+    assert list(secrets) == VAULT_VARIABLES + [ARCHIVE_SIGNING_KEY]
+    private = base64.b64decode(secrets[ARCHIVE_SIGNING_KEY], validate=True)
+    public = base64.b64decode(public_key_of(result.paths), validate=True)
+    assert len(private) == len(public) == 32
+    # The public key in the plain file verifies what the vault's key signs.
+    signature = Ed25519PrivateKey.from_private_bytes(private).sign(b"checkpoint 1")
+    Ed25519PublicKey.from_public_bytes(public).verify(signature, b"checkpoint 1")
+    plain = result.paths.site_vars.read_text() + result.paths.hosts.read_text()
+    assert secrets[ARCHIVE_SIGNING_KEY] not in plain
+    # Nothing about the key is shown: only logins get their passwords printed once.
+    assert secrets[ARCHIVE_SIGNING_KEY] not in {*result.new_passwords.values(), *result.new_account_passwords.values()}
+    again = render(archive_site)
+    assert again.written == []
+    assert decrypted_vault(result.paths.directory)[ARCHIVE_SIGNING_KEY] == secrets[ARCHIVE_SIGNING_KEY]
+
+
+def test_removing_the_archive_keeps_its_key_and_public_key(archive_site: Path, site_dir: Path) -> None:
+    paths = render(archive_site).paths
+    key, public_key = decrypted_vault(paths.directory)[ARCHIVE_SIGNING_KEY], public_key_of(paths)
+
+    render(without_archive(site_dir))
+    assert decrypted_vault(paths.directory)[ARCHIVE_SIGNING_KEY] == key
+    site_vars = yaml.safe_load(paths.site_vars.read_text())
+    assert {name: value for name, value in site_vars.items() if name.startswith("mailappliance__archive")} == {
+        "mailappliance__archive_enabled": False, ARCHIVE_PUBLIC_KEY: public_key}
+    assert render(without_archive(site_dir)).written == []
+
+    # Back again, the archive signs with the same key.
+    render(write_site(site_dir, ARCHIVE_SITE))
+    assert decrypted_vault(paths.directory)[ARCHIVE_SIGNING_KEY] == key
+    assert public_key_of(paths) == public_key
+
+
+def test_a_site_that_never_had_an_archive_gets_the_switch_only(full_site: Path) -> None:
+    paths = render(full_site).paths
+    site_vars = yaml.safe_load(paths.site_vars.read_text())
+    assert [name for name in site_vars if name.startswith("mailappliance__archive")] == [
+        "mailappliance__archive_enabled"]
+    assert site_vars["mailappliance__archive_enabled"] is False
+    assert ARCHIVE_SIGNING_KEY not in decrypted_vault(paths.directory)
+
+
+def test_a_vault_of_an_older_version_gets_the_key_on_its_next_render(archive_site: Path, site_dir: Path) -> None:
+    paths = render(without_archive(site_dir)).paths
+    assert ARCHIVE_SIGNING_KEY not in decrypted_vault(paths.directory)
+    assert render(write_site(site_dir, ARCHIVE_SITE)).written == [paths.site_vars, paths.vault]
+    assert public_key_of(paths) == vault.signing_public_key(decrypted_vault(paths.directory)[ARCHIVE_SIGNING_KEY])
+
+
+@pytest.mark.parametrize("key", [
+    "not a key",
+    base64.b64encode(b"k" * 31).decode(),
+    base64.b64encode(b"k" * 64).decode(),
+    12345,
+    "",
+    ["a list"],
+], ids=["text", "31-bytes", "64-bytes", "number", "empty", "list"])
+@pytest.mark.parametrize("with_archive", [True, False], ids=["archive", "archive-removed"])
+def test_a_broken_signing_key_is_refused_and_nothing_written(archive_site: Path, site_dir: Path, key: object,
+                                                             with_archive: bool) -> None:
+    paths = render(archive_site).paths
+    site_file = archive_site if with_archive else without_archive(site_dir)
+    render(site_file)
+    rewrite_vault(paths.directory, dict(decrypted_vault(paths.directory), **{ARCHIVE_SIGNING_KEY: key}))
+    before = {path: path.read_bytes() for path in paths.directory.rglob("*") if path.is_file()}
+    with pytest.raises(UserError) as caught:
+        render(site_file)
+    assert caught.value.lines == (
+        f"{paths.vault}: mailappliance__archive_signing_key: is not an Ed25519 private key (32 bytes in base64); "
+        "restore it from a backup of the vault, since the archive's checkpoints verify only with the key that signed "
+        "them, or remove the variable to start a new key",)
+    assert {path: path.read_bytes() for path in paths.directory.rglob("*") if path.is_file()} == before

@@ -101,3 +101,15 @@ def test_render_never_prints_service_secrets_or_hashes(full_site: Path, site_dir
     assert secrets["mailappliance__rspamd_controller_password_hash"] in \
         (preview / "etc/rspamd/local.d/worker-controller.inc").read_text()
     assert stat.S_IMODE((preview / "etc/dovecot/users").stat().st_mode) == 0o640
+
+
+def test_render_never_prints_the_archive_signing_key(archive_site: Path, site_dir: Path) -> None:
+    """The key is made on the first render of an archive: section and stays in the vault: neither the inventory
+    writer nor the preview's Ansible output shows it (the preview's own files are what the host gets, and the
+    archive role gives the host its key)."""
+    first = run_cli("render", "site.yml", "--no-preview")
+    assert first.exit_code == 0, first.output
+    key = read_vault(site_dir / "inventories/acme")["mailappliance__archive_signing_key"]
+    # Whether the preview succeeds is test_preview_renders_the_server_files's concern; failing or not, it is quiet.
+    preview = run_cli("render", "site.yml")
+    assert key not in first.output + preview.output

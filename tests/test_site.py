@@ -139,7 +139,7 @@ BAD_SITES = [
         site_with(hots={"address": "192.0.2.1"}),
         "hots: unknown key; did you mean host? allowed keys are site, hostname, admin_contact, host, domains, "
         "mailboxes, aliases, message_size_limit, tls, spam, antivirus, dns, login_protection, trusted_relays, "
-        "outbound",
+        "outbound, archive",
         id="unknown-top-key",
     ),
     pytest.param(

@@ -54,6 +54,10 @@ POPULATED_SITE: dict = {
         "accounts": {"shop": {"channel": "orders", "senders": ["shop@alpha.test"], "daily_quota": 1000,
                               "rate_per_minute": 60}},
     },
+    "archive": {"store": "/srv/mail-archive", "cold_store": "/srv/mail-archive-cold", "cold_after_days": 90,
+                "on_failure": "defer",
+                "retention": [{"domains": ["broker.example"], "direction": "outbound", "days": 3650}],
+                "checkpoint_minutes": 60},
 }
 # Model fields whose site file key has another name, and text fields that do not come from the site file.
 RENAMED = {"name": "site"}

@@ -42,8 +42,9 @@ def test_a_setting_two_roles_export_is_refused(site_dir: Path, full_site: Path) 
     dependent = "{{ rspamd__postfix__dependent_maincf + " + json.dumps(twice) + " }}"
     result = render(site_dir, *preview_args(site_dir, postfix__dependent_maincf=dependent))
     assert result.returncode != 0
-    assert "postfix__dependent_maincf: every entry needs a name and a value, and each name may come once" \
-        in result.stdout
+    assert "postfix__dependent_maincf: every entry needs a name and a value, and a name may come again only with a " \
+        "list value each time" in result.stdout
+    assert "milter_protocol, milter_protocol" in result.stdout
     assert not (site_dir / "preview" / HOST / "etc/postfix/main.cf").exists()
 
 

@@ -9,6 +9,7 @@ reconcile exit 1 when they find something wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -131,6 +132,12 @@ def build_parser() -> Parser:
     p.add_argument("--listen", action="append", default=[],
                    help="host:port to serve, besides the sockets systemd passes")
     verb("stats", "counts, sizes and free space")
+    p = verbs.add_parser("audit", help="what `mailappliance audit` reads (JSON): verify, reconcile, holds, "
+                                       "retention due, space, spool", description="what `mailappliance audit` "
+                         "reads (JSON): verify, reconcile, holds, retention due, space, spool")
+    p.add_argument("--config", type=Path, required=True, help="the milter's settings (JSON the role writes)")
+    p.add_argument("--log", required=True, help="journalctl output of the Postfix units ('-': standard input)")
+    p.add_argument("--hours", type=float, default=24.0, help="reconcile the last HOURS (default 24)")
     p = verb("public-key", "print the public key of a private key file")
     p.add_argument("--key", type=Path, required=True)
     return parser
@@ -188,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         from . import service
 
         return service.main(args.config, args.listen)
+    if args.verb == "audit":
+        return do_audit(args)
     if args.verb == "public-key":
         public = keys.load_signing_key(args.key).public_key()
         emit(args, {"key_id": keys.key_id(public), "pem": keys.public_pem(public).decode()},
@@ -339,6 +348,27 @@ def do_checkpoint(archive: Archive, args: argparse.Namespace) -> int:
 def do_stats(archive: Archive, args: argparse.Namespace) -> int:
     data = stats(archive)
     emit(args, data, [f"{name.replace('_', ' ')}: {value}" for name, value in data.items()])
+    return EXIT_OK
+
+
+def do_audit(args: argparse.Namespace) -> int:
+    from . import evidence
+    from .service import Settings
+
+    settings = Settings.load(args.config)
+    raw = json.loads(args.config.read_text(encoding="utf-8"))
+    if not raw.get("public_key"):
+        raise ArchiveError(f"{args.config}: names no public_key; redeploy (role archive) to write it")
+    since, until = evidence.window(args.hours)
+    with contextlib.ExitStack() as stack:
+        lines = sys.stdin if args.log == "-" else stack.enter_context(
+            open(args.log, encoding="utf-8", errors="replace"))
+        archive = stack.enter_context(Archive(settings.store, settings.cold_store))
+        data = evidence.gather(archive, public_key=Path(raw["public_key"]),
+                               policy_file=Path(raw["retention"]) if raw.get("retention") else None,
+                               spool=settings.spool if settings.on_failure == "queue" else None,
+                               on_failure=settings.on_failure, mail_log=lines, since=since, until=until)
+    print(json.dumps(data, sort_keys=True, ensure_ascii=True))
     return EXIT_OK
 
 

@@ -33,6 +33,10 @@ _QUEUE_ACTIVE = re.compile(r"(?P<id>[0-9A-Za-z]{5,20}): from=<(?P<sender>[^>]*)>
                            r"nrcpt=(?P<nrcpt>\d+) \(queue active\)")
 _MESSAGE_ID = re.compile(r"(?P<id>[0-9A-Za-z]{5,20}): message-id=(?P<message_id>.*)")
 _NOTIFICATION = re.compile(r"[0-9A-Za-z]{5,20}: (?:sender|postmaster) [a-z -]*notification: (?P<id>[0-9A-Za-z]{5,20})")
+_CLIENT = re.compile(r"(?P<id>[0-9A-Za-z]{5,20}): client=")
+# The staff instance's listener for the channels' mail to hosted domains (role postfix): that mail was journaled
+# by the channel that took it, so its second queue id in the staff instance is a hand-over, not a new message.
+HANDOVER_SERVICE = "handover"
 MONTHS = {name: number for number, name in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
 # Records this much around the range are read for matching: the milter sees a message just before qmgr does.
@@ -80,6 +84,7 @@ def read_mail_log(lines: Iterable[str], since: datetime, until: datetime) -> Mai
     found = MailLog()
     message_ids: dict[tuple[str, str], str] = {}
     generated: set[tuple[str, str]] = set()
+    handed_over: set[tuple[str, str]] = set()
     for line in lines:
         found.lines += 1
         match = _ISO.match(line) or _SHORT.match(line)
@@ -95,6 +100,8 @@ def read_mail_log(lines: Iterable[str], since: datetime, until: datetime) -> Mai
             message_ids[(instance, m["id"])] = m["message_id"]
         elif daemon == "bounce" and (m := _NOTIFICATION.match(text)):
             generated.add((instance, m["id"]))
+        elif daemon == "smtpd" and tag.split("/")[1:2] == [HANDOVER_SERVICE] and (m := _CLIENT.match(text)):
+            handed_over.add((instance, m["id"]))
         elif daemon == "qmgr" and (m := _QUEUE_ACTIVE.match(text)):
             key = (instance, m["id"])
             found.ever_accepted.add(key)
@@ -104,6 +111,8 @@ def read_mail_log(lines: Iterable[str], since: datetime, until: datetime) -> Mai
                 continue
             found.accepted[key] = Accepted(instance, m["id"], timefmt.format_time(moment), m["sender"],
                                            int(m["size"]), int(m["nrcpt"]))
+    for key in handed_over:
+        found.accepted.pop(key, None)
     for key, accepted in found.accepted.items():
         accepted.message_id = message_ids.get(key, "")
         if key in generated:

@@ -10,6 +10,12 @@ When several rules of the same rank apply (a message between two domains that bo
 retention wins: keeping too long can be undone later, deleting too early cannot.
 A message expires `days` days after it was received, and is deleted then unless a legal hold covers it.
 
+The site file's form, which the archive role writes, is an ordered list where the first rule that applies wins:
+    {"rules": [{"domains": ["broker.example", "*.broker.example"], "direction": "outbound", "days": 3650},
+               {"domains": [], "direction": "", "days": 2557}]}
+"" and [] mean any; a domain entry is a name or "*." and a suffix (every name below it); a last rule with
+neither is the default.
+
 Deleting never drops the record: it is marked deleted and a `delete` entry says by which rule, in which run
 (a `retention` entry holding the policy) and by whom. Its words leave the text index, its file goes once no
 live record shares it, and a pack holding it is rewritten without it. Deletion removes a hot file only under
@@ -42,22 +48,34 @@ DEFAULT_DAYS = 2557
 BATCH = 500
 
 
+def domain_matches(pattern: str, domain: str) -> bool:
+    """A name matches itself; "*.suffix" every name below suffix (not suffix itself), as the site's routes."""
+    if pattern.startswith("*."):
+        return domain.endswith(pattern[1:])
+    return domain == pattern
+
+
 @dataclass(frozen=True)
 class Rule:
     days: int
     domain: str | None = None
     direction: str | None = None
+    # The site file's form: any of these names or wildcards (empty: not used).
+    patterns: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:
         return (2 if self.domain else 0) + (1 if self.direction else 0)
 
     def applies(self, direction: str, domains: set[str]) -> bool:
+        if self.patterns and not any(domain_matches(p, d) for p in self.patterns for d in domains):
+            return False
         return (self.domain is None or self.domain in domains) and (self.direction in (None, direction))
 
     def describe(self) -> str:
-        parts = [f"domain {self.domain}" if self.domain else "", f"direction {self.direction}"
-                 if self.direction else ""]
+        parts = [f"domain {self.domain}" if self.domain else "",
+                 f"domains {', '.join(self.patterns)}" if self.patterns else "",
+                 f"direction {self.direction}" if self.direction else ""]
         scope = " and ".join(p for p in parts if p) or "default"
         return f"{scope}: {self.days} days"
 
@@ -66,11 +84,15 @@ class Rule:
 class Policy:
     default_days: int = DEFAULT_DAYS
     rules: tuple[Rule, ...] = ()
+    # The site file's ordered form: the first rule that applies wins.
+    first_match: bool = False
 
     def rule_for(self, direction: str, domains: set[str]) -> Rule:
         applying = [rule for rule in self.rules if rule.applies(direction, domains)]
         if not applying:
             return Rule(self.default_days)
+        if self.first_match:
+            return applying[0]
         best = max(rule.rank for rule in applying)
         return max((rule for rule in applying if rule.rank == best), key=lambda rule: rule.days)
 
@@ -78,11 +100,13 @@ class Policy:
         return min([self.default_days, *(rule.days for rule in self.rules)])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"default_days": self.default_days,
-                "rules": [{k: v for k, v in asdict(rule).items() if v is not None} for rule in self.rules]}
+        return {"default_days": self.default_days, "first_match": self.first_match,
+                "rules": [{k: v for k, v in asdict(rule).items() if v not in (None, ())} for rule in self.rules]}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Policy:
+        if isinstance(data, dict) and any(isinstance(r, dict) and "domains" in r for r in data.get("rules") or []):
+            return cls._ordered(data, where)
         if not isinstance(data, dict) or set(data) - {"default_days", "rules"}:
             raise ArchiveError(f"{where}: expected an object with default_days and rules")
         default = _days(data.get("default_days", DEFAULT_DAYS), f"{where}: default_days")
@@ -107,6 +131,30 @@ class Policy:
             seen.add((rule.domain, rule.direction))
             rules.append(rule)
         return cls(default, tuple(rules))
+
+    @classmethod
+    def _ordered(cls, data: dict[str, Any], where: str) -> Policy:
+        """The site file's ordered rules (see the module's docstring); a last catch-all sets the default."""
+        if set(data) - {"rules"}:
+            raise ArchiveError(f"{where}: expected an object with rules only")
+        rules = []
+        for number, item in enumerate(data["rules"]):
+            at = f"{where}: rules[{number}]"
+            if not isinstance(item, dict) or set(item) - {"domains", "direction", "days"} or "days" not in item:
+                raise ArchiveError(f"{at}: expected an object with days, direction and domains")
+            patterns = item.get("domains") or []
+            if not isinstance(patterns, list) or not all(
+                    isinstance(p, str) and re.fullmatch(r"(\*\.)?[a-z0-9.-]{1,253}", p.lower()) for p in patterns):
+                raise ArchiveError(f"{at}: domains must be a list of names or *.wildcards")
+            direction = item.get("direction") or None
+            if direction is not None and direction not in DIRECTIONS:
+                raise ArchiveError(f"{at}: direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+            rules.append(Rule(_days(item["days"], f"{at}: days"), None, direction,
+                              tuple(p.lower() for p in patterns)))
+        default = DEFAULT_DAYS
+        if rules and not rules[-1].patterns and rules[-1].direction is None:
+            default = rules.pop().days
+        return cls(default, tuple(rules), first_match=True)
 
     @classmethod
     def load(cls, path: Path) -> Policy:

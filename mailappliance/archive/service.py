@@ -62,8 +62,9 @@ def domain_of(address: str) -> str:
 def direction(envelope: milter.Envelope, hosted: frozenset[str]) -> str:
     """local: no SMTP (sendmail, bounces); outbound or internal: sent by a login (mailbox or account), to any
     outside recipient or only hosted ones; inbound: everything else, mail from the world."""
-    # Postfix names the listening port ({daemon_port}, in milter_connect_macros) only for mail over SMTP.
-    if not envelope.daemon_port:
+    # {daemon_port} (in milter_connect_macros) is the SMTP listener's port; for mail without SMTP (sendmail, its
+    # own bounces) Postfix's cleanup makes up a connection from 127.0.0.1 with port "0" (or none at all).
+    if envelope.daemon_port in ("", "0"):
         return "local"
     if envelope.account:
         outside = any(domain_of(rcpt) not in hosted for rcpt in envelope.recipients)

@@ -17,6 +17,7 @@ signature over the canonical JSON of ["mailappliance-archive-checkpoint/1", head
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import re
@@ -51,6 +52,9 @@ def load_public_key(path):
         return Ed25519PublicKey.from_public_bytes(data)
     if len(data.strip()) == 64:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(data.strip().decode("ascii")))
+    if len(data.strip()) == 44:
+        # base64 of the raw key: the site's mailappliance__archive_public_key, as an auditor copies it.
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(data.strip(), validate=True))
     key = serialization.load_pem_public_key(data)
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
@@ -173,7 +177,7 @@ def verify(folder, key):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", default=".", type=Path, help="the export folder (default: here)")
-    parser.add_argument("--public-key", type=Path, help="the site's public key (PEM, raw or hex)")
+    parser.add_argument("--public-key", type=Path, help="the site's public key (PEM, base64, raw or hex)")
     args = parser.parse_args(argv)
     folder = args.folder
     key_path = args.public_key or folder / "public-key.pem"

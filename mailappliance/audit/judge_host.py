@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mailappliance.audit.judge_archive import judge_archive
 from mailappliance.controls import catalogue as cat
 from mailappliance.controls.model import ERROR, FAIL, NOT_APPLICABLE, PASS, WARN, Control, worst
 
@@ -67,6 +68,8 @@ class SiteExpectations:
     spam_reject: float
     # The outbound: section as the inventory hands it to the roles (see outbound_expectations); None without one.
     outbound: dict[str, list[dict[str, Any]]] | None = None
+    # The archive: section as the inventory hands it to the roles (judge_archive.archive_expectations).
+    archive: dict[str, Any] | None = None
 
 
 def outbound_expectations(site_vars: dict[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
@@ -103,6 +106,7 @@ def judge_host(evidence: dict[str, Any], expected_files: dict[str, str], site: S
         postfix_smuggling(postconf),
         postfix_queue_age(evidence.get("postfix_queues") or {}, now),
         *judge_outbound(evidence, site.outbound, now),
+        *judge_archive(evidence, site.archive),
         dovecot_tls(doveconf),
         dovecot_plaintext(doveconf),
         dovecot_password_scheme(evidence.get("passdb") or [], evidence.get("password_schemes") or []),

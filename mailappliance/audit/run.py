@@ -14,6 +14,7 @@ import click
 from mailappliance import podman
 from mailappliance.audit import report
 from mailappliance.audit.host import HostAccess, HostInspection, inspect
+from mailappliance.audit.judge_archive import archive_expectations
 from mailappliance.audit.judge_dns import check_dns, judge_dns, no_plan
 from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host, outbound_expectations
 from mailappliance.audit.judge_probes import judge_probes
@@ -62,7 +63,8 @@ def judge_inspection(inspection: HostInspection, site: Site) -> tuple[list[Contr
         controls.append(cat.AUDIT_HOST_INSPECTION.judge(PASS, f"inspected {', '.join(sorted(inspection.evidence))}"))
     expectations = SiteExpectations(
         spam_add_header=site.spam.add_header, spam_reject=site.spam.reject,
-        outbound=outbound_expectations(site_vars(site)) if site.outbound else None)
+        outbound=outbound_expectations(site_vars(site)) if site.outbound else None,
+        archive=archive_expectations(site_vars(site)) if site.archive else None)
     kept: dict[str, Any] = {}
     for host, evidence in sorted(inspection.evidence.items()):
         host_controls = judge_host(evidence, inspection.expected.get(host, {}), expectations)

@@ -181,6 +181,49 @@ OUTBOUND_CHANNEL_QUEUES = Spec(
     "/etc/postfix-CHANNEL deferred`; check the route's carriers (OUTBOUND-ROUTE-FALLBACK) and the channel's "
     "`journalctl -u postfix@postfix-CHANNEL`. A channel that is down makes this an error.",
     (QSHAPE, POSTFIX_QMGR, RFC5321_RETRY), HOST)
+# The compliance archive (the site file's archive: section); a site without one gets not-applicable.
+ARCHIVE_COVERAGE = Spec(
+    "ARCHIVE-COVERAGE", "Every message Postfix accepted in the last 24 hours is in the archive, once", "critical",
+    "The archive's promise is that Postfix answers 250 only to a message already written to the store (the "
+    "journaling milter at the end of DATA). The audit reconciles the mail log of every Postfix instance (the qmgr "
+    "line that accepts each queue id) with the archive's records: a message missing means mail was accepted "
+    "without being journaled (a Postfix instance without the archive milter in smtpd_milters or with "
+    "milter_default_action = accept: redeploy), a message twice means the store was written twice for one queue "
+    "id. `mailappliance-archive reconcile --log FILE --since ... --until ...` lists every id. With archive: "
+    "on_failure: queue the site accepts mail the store cannot take and keeps it in the spool until it can: that "
+    "warns, and messages waiting in the spool fail once they are older than an hour (the store is full, "
+    "unmounted or the archiver is down: ARCHIVE-SPACE, `systemctl status mailappliance-archive`).",
+    ("SEC Rule 17a-4(f) (electronic storage of broker-dealer records)", NIST), HOST)
+ARCHIVE_INTEGRITY = Spec(
+    "ARCHIVE-INTEGRITY", "The archive's log chain, its signed checkpoints and every stored message verify",
+    "critical",
+    "`mailappliance-archive verify` recomputes the hash chain of the append-only log, checks every checkpoint's "
+    "Ed25519 signature with the site's public key (from the vault, never the store's own copy) and reads back "
+    "and hashes every stored message, hot and in cold packs. A problem names the log entry, checkpoint or "
+    "message: restore that message or the store from a backup and keep the verify output as evidence of what "
+    "happened (the log records it; nothing can repair the chain silently). A last checkpoint older than two "
+    "checkpoint periods while entries came after it warns: check mailappliance-archive-checkpoint.timer.",
+    ("SEC Rule 17a-4(f) (electronic storage of broker-dealer records)", "RFC 8032 (EdDSA: Ed25519)"), HOST)
+ARCHIVE_RETENTION = Spec(
+    "ARCHIVE-RETENTION", "The archive keeps mail by the site's retention policy, and the daily run deletes what "
+    "is due", "high",
+    "The host's retention policy (/etc/mailappliance/archive-retention.json) must be the site file's "
+    "archive.retention rules, and mailappliance-archive-daily.timer must be active: it deletes each day what "
+    "the policy allows (never a held message; every deletion is a log entry) and moves old mail to the cold store. "
+    "Records due for deletion for more than two days mean the daily run does not work: `journalctl -u "
+    "mailappliance-archive-daily`. Redeploy (`mailappliance deploy SITE`) to restore the policy and the timer.",
+    ("SEC Rule 17a-4(f) (electronic storage of broker-dealer records)",), HOST)
+ARCHIVE_HOLDS = Spec(
+    "ARCHIVE-HOLDS", "Legal holds in force are listed (each stops deletion of the mail it covers)", "info",
+    "Holds are placed and released with `mailappliance-archive hold CASE ...` and `release CASE`, each a log "
+    "entry naming who did it. The list is evidence for the auditor; the control fails only when the holds "
+    "cannot be read, since then no one can say what retention may delete.", (), HOST)
+ARCHIVE_SPACE = Spec(
+    "ARCHIVE-SPACE", "The archive's stores have room (free space: warn under 20%, fail under 5%)", "high",
+    "When the store is full the archive cannot take new mail, so every Postfix instance defers it (4xx; "
+    "archive: on_failure: defer, the default) until there is room: senders retry, nothing is lost, but mail stops. "
+    "Grow the file system or move the store to a larger disk (archive.store), set archive.cold_store on another "
+    "disk with a shorter cold_after_days, or shorten retention where the law allows.", (), HOST)
 DOVECOT_TLS = Spec(
     "DOVECOT-TLS", "Dovecot requires TLS 1.2 or newer", "high",
     "Set ssl = required and ssl_min_protocol = TLSv1.2 (redeploy restores them).",

@@ -96,7 +96,7 @@ APPLIANCE_PORTS = {
     465: "staff submission (implicit TLS)", 587: "staff submission", 993: "IMAPS", 995: "POP3S",
     3310: "clamd", 4190: "ManageSieve", 6379: "Redis", 11332: "the Rspamd milter", 11333: "Rspamd",
     11334: "Rspamd's controller", 12340: "Dovecot's quota-status service", 10026: "the channels' hand-over to staff",
-    8461: "the MTA-STS resolver",
+    8461: "the MTA-STS resolver", 11340: "the archive's journaling milter",
 }
 # Each channel is a Postfix instance, each carrier a transport of every instance; bounded to what one host runs.
 MAX_CARRIERS = 32
@@ -111,6 +111,54 @@ MAX_SPF_MECHANISMS = 10
 # A domain list file (file: entries of routes): a few thousand names is a large "overseas" set; 1 MiB holds
 # tens of thousands.
 MAX_DOMAIN_LIST_BYTES = 1024**2
+
+# The compliance archive (the archive: section): every message journaled into a store on the host. Without the
+# section nothing is archived.
+DEFAULT_ARCHIVE_STORE = "/var/lib/mailappliance/archive"
+# defer: new mail gets 4xx while the store cannot take it; queue: it is accepted and kept in a local spool until
+# the store takes it again (the audit warns).
+ARCHIVE_ON_FAILURE = ("defer", "queue")
+DEFAULT_ARCHIVE_ON_FAILURE = "defer"
+# inbound: from outside to the site; outbound: from the site to outside; internal: between the site's own
+# addresses; local: sent by the host itself (cron, bounces).
+ARCHIVE_DIRECTIONS = ("inbound", "outbound", "internal", "local")
+# Seven years (7 * 365 + 2 leap days), what SOX-style rules ask for; up to a century.
+DEFAULT_RETENTION_DAYS = 2557
+RETENTION_DAYS_RANGE = (1, 36500)
+COLD_AFTER_DAYS_RANGE = (1, 36500)
+# How often the log head is signed: a tampered log is provable from the next checkpoint on; at least daily.
+DEFAULT_CHECKPOINT_MINUTES = 60
+CHECKPOINT_MINUTES_RANGE = (1, 1440)
+MAX_RETENTION_RULES = 256
+MAX_RETENTION_DOMAINS = 256
+# Folders an archive store may be neither in nor above, each with what it is; "*" ends a name prefix
+# (/var/spool/postfix-orders is a channel's queue). The role gives the store's folder its own owner and mode, and
+# these belong to other software, or systemd empties them, or they are links into /usr or /run.
+ARCHIVE_RESERVED_PATHS = {
+    "/var/spool/postfix*": "a Postfix queue folder",
+    "/var/lib/postfix*": "a Postfix data folder",
+    "/var/vmail": "the mailboxes' folder",
+    "/boot": "the folder of the boot loader and kernels",
+    "/dev": "the folder of device files",
+    "/etc": "the folder of the system's configuration",
+    "/proc": "a kernel file system",
+    "/sys": "a kernel file system",
+    "/run": "a file system in memory, emptied at boot",
+    "/var/run": "a link to /run, emptied at boot",
+    "/var/lock": "a link into /run, emptied at boot",
+    "/tmp": "the folder of temporary files, emptied at boot",
+    "/var/tmp": "the folder of temporary files, which systemd-tmpfiles removes after 30 days",
+    "/usr": "the folder of the installed software",
+    "/bin": "a link into /usr, the installed software",
+    "/sbin": "a link into /usr, the installed software",
+    "/lib": "a link into /usr, the installed software",
+    "/lib32": "a link into /usr, the installed software",
+    "/lib64": "a link into /usr, the installed software",
+    "/libx32": "a link into /usr, the installed software",
+}
+# Folders other software shares: a store may be below them, never one of them.
+ARCHIVE_SHARED_FOLDERS = ("/home", "/media", "/opt", "/root", "/srv", "/var/backups", "/var/cache", "/var/local",
+                          "/var/log", "/var/mail", "/var/opt")
 
 
 @dataclass(frozen=True)
@@ -279,6 +327,35 @@ class Outbound:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """How many days messages are kept: those with a sender or recipient in one of domains (names, "*.parent" for
+    every name below parent) and of the given direction; no domains means any domain, "" any direction. The first
+    rule that matches a message wins; the validation makes sure no rule is hidden by an earlier one."""
+
+    days: int
+    direction: str = ""
+    domains: tuple[str, ...] = ()
+
+    @property
+    def is_catch_all(self) -> bool:
+        return not self.domains and not self.direction
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The compliance archive: the hot store and the optional cold one (absolute host paths; "" and 0 days for no
+    cold store), what happens to new mail when the store cannot take it, the retention rules in order (ending with a
+    catch-all, the default one unless the file ends with its own) and how often the log head is signed."""
+
+    store: str = DEFAULT_ARCHIVE_STORE
+    cold_store: str = ""
+    cold_after_days: int = 0
+    on_failure: str = DEFAULT_ARCHIVE_ON_FAILURE
+    retention: tuple[RetentionRule, ...] = (RetentionRule(days=DEFAULT_RETENTION_DAYS),)
+    checkpoint_minutes: int = DEFAULT_CHECKPOINT_MINUTES
+
+
+@dataclass(frozen=True)
 class Site:
     """A validated site; paths are absolute, names and addresses lower case."""
 
@@ -301,3 +378,5 @@ class Site:
     trusted_relays: tuple[str, ...] = ()
     # None without an outbound: section: the staff channel delivers directly, as before the section existed.
     outbound: Outbound | None = None
+    # None without an archive: section: nothing is archived.
+    archive: Archive | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mailappliance.site.checks.addresses import check_admin_contact, check_alias_loops, check_aliases, check_mailboxes
+from mailappliance.site.checks.archive import check_archive
 from mailappliance.site.checks.base import Checker
 from mailappliance.site.checks.dns import check_dns
 from mailappliance.site.checks.identity import check_domains, check_host, check_hostname, check_site_name
@@ -19,7 +20,8 @@ from mailappliance.site.model import DEFAULT_MESSAGE_SIZE_LIMIT, MESSAGE_SIZE_LI
 __all__ = ["Checker", "check_site"]
 
 TOP_KEYS = ("site", "hostname", "admin_contact", "host", "domains", "mailboxes", "aliases",
-            "message_size_limit", "tls", "spam", "antivirus", "dns", "login_protection", "trusted_relays", "outbound")
+            "message_size_limit", "tls", "spam", "antivirus", "dns", "login_protection", "trusted_relays", "outbound",
+            "archive")
 
 
 def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
@@ -48,6 +50,7 @@ def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
     trusted_relays = checker.networks(top.get("trusted_relays"), "trusted_relays",
                                       "list the gateways that relay mail for the hosted domains, e.g. [192.0.2.25]")
     outbound = check_outbound(checker, top, hostname, host, domains, dns)
+    archive = check_archive(checker, top)
     # Every rejected value has recorded an error, so a clean run has all parts.
     if checker.errors:
         return None
@@ -58,5 +61,5 @@ def check_site(checker: Checker, data: Any, site_path: Path) -> Site | None:
         domains=tuple(domains), mailboxes=tuple(mailboxes), aliases=tuple(aliases),
         message_size_limit=size_limit[0], message_size_limit_bytes=size_limit[1],
         tls=tls, spam=spam, antivirus=antivirus, dns=dns, login_protection=login_protection,
-        trusted_relays=trusted_relays, outbound=outbound,
+        trusted_relays=trusted_relays, outbound=outbound, archive=archive,
     )

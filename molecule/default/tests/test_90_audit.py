@@ -51,10 +51,11 @@ EXPECTED_VERDICTS = {
     "SMTP-OPEN-RELAY": "fail",
     "CONFIG-DRIFT": "fail",
 }
-# The fixture site has no outbound: section, so the controls of carriers, routes, channels and sending accounts
-# have nothing to judge: they say so, and every other control passes.
+# The fixture site has neither an outbound: nor an archive: section, so the controls of carriers, routes,
+# channels, sending accounts and the archive have nothing to judge: they say so, and every other control passes.
 NOT_APPLICABLE = dict.fromkeys(
-    ("OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES"),
+    ("OUTBOUND-RELAY-TLS", "OUTBOUND-ROUTE-FALLBACK", "OUTBOUND-ACCOUNT-LIMITS", "OUTBOUND-CHANNEL-QUEUES",
+     "ARCHIVE-COVERAGE", "ARCHIVE-INTEGRITY", "ARCHIVE-RETENTION", "ARCHIVE-HOLDS", "ARCHIVE-SPACE"),
     "not-applicable")
 
 
