@@ -22,6 +22,11 @@ COLD_STORE = "/srv/mail-archive-cold"
 PUBLIC_KEY = "/etc/mailappliance/archive-public.key"
 SIGNING_KEY = "/etc/mailappliance/archive-signing.key"
 JOURNAL_TIMEOUT = 60
+# Messages on each way in, with the direction and channel the index must give them: several hundred in all,
+# before the burst below and the orders burst of test_40_burst.py add thousands more.
+PER_WAY = 40
+WAYS = {"inbound": ("inbound", "staff"), "submission": ("outbound", "staff"), "submissions": ("internal", "staff"),
+        "sendmail": ("local", "staff"), "orders": ("outbound", "orders")}
 
 
 def archive_json(host: Any, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
@@ -50,44 +55,65 @@ def reconcile(host: Any, since: datetime) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def test_every_way_in_is_journaled_once(host, appliance):
+def test_every_way_in_is_journaled_once(host, appliance, figures):
     since = datetime.now(timezone.utc)
-    tokens = {name: new_token() for name in ("inbound", "submission", "submissions", "sendmail", "orders")}
-    bcc = f"hidden-{tokens['submission'][-8:]}@{OUTSIDE_DOMAIN}"
-
-    inbound = smtp_transaction(appliance.ip, 25, outside_sender(tokens["inbound"]), [STAFF],
-                               build_message(outside_sender(tokens["inbound"]), STAFF, tokens["inbound"]))
-    # To someone outside, with a Bcc recipient the headers never name.
     visible = f"someone@{OUTSIDE_DOMAIN}"
-    submission = smtp_transaction(appliance.ip, 587, STAFF, [visible, bcc],
-                                  build_message(STAFF, visible, tokens["submission"]), starttls=True,
-                                  login=(STAFF, appliance.password(STAFF)))
-    submissions = smtp_transaction(appliance.ip, 465, STAFF, [STAFF], build_message(STAFF, STAFF,
-                                   tokens["submissions"]), implicit_tls=True, login=(STAFF, appliance.password(STAFF)))
-    orders = appliance.submit(ORDERS_PORT, "shop", ORDERS_SENDER, visible,
-                              build_message(ORDERS_SENDER, visible, tokens["orders"]))
-    for name, outcome in (("inbound", inbound), ("submission", submission), ("submissions", submissions),
-                          ("orders", orders)):
-        assert outcome.accepted, f"{name}: {outcome}"
-    message = build_message(f"root@{SITE_DOMAIN}", STAFF, tokens["sendmail"]).decode()
-    local = host.run(f"printf %s {shlex.quote(message)} | /usr/sbin/sendmail -i -f root@{SITE_DOMAIN} {STAFF}")
-    assert local.rc == 0, local.stderr
+    login = (STAFF, appliance.password(STAFF))
+    expected: dict[str, tuple[str, str]] = {}
+    first: dict[str, str] = {}
+    for number in range(PER_WAY):
+        tokens = {way: new_token() for way in WAYS}
+        first = first or tokens
+        sender = outside_sender(tokens["inbound"])
+        # To someone outside, the first one with a Bcc recipient the headers never name.
+        bcc = [f"hidden-{tokens['submission'][-8:]}@{OUTSIDE_DOMAIN}"] if number == 0 else []
+        outcomes = {
+            "inbound": smtp_transaction(appliance.ip, 25, sender, [STAFF], build_message(sender, STAFF,
+                                                                                        tokens["inbound"])),
+            "submission": smtp_transaction(appliance.ip, 587, STAFF, [visible, *bcc],
+                                           build_message(STAFF, visible, tokens["submission"]), starttls=True,
+                                           login=login),
+            "submissions": smtp_transaction(appliance.ip, 465, STAFF, [STAFF],
+                                            build_message(STAFF, STAFF, tokens["submissions"]), implicit_tls=True,
+                                            login=login),
+            "orders": appliance.submit(ORDERS_PORT, "shop", ORDERS_SENDER, visible,
+                                       build_message(ORDERS_SENDER, visible, tokens["orders"])),
+        }
+        for way, outcome in outcomes.items():
+            assert outcome.accepted, f"{way}: {outcome}"
+        message = build_message(f"root@{SITE_DOMAIN}", STAFF, tokens["sendmail"]).decode()
+        local = host.run(f"printf %s {shlex.quote(message)} | /usr/sbin/sendmail -i -f root@{SITE_DOMAIN} {STAFF}")
+        assert local.rc == 0, local.stderr
+        expected.update({token: WAYS[way] for way, token in tokens.items()})
 
-    expected = {"inbound": ("inbound", "staff"), "submission": ("outbound", "staff"),
-                "submissions": ("internal", "staff"), "sendmail": ("local", "staff"), "orders": ("outbound", "orders")}
-    for name, token in tokens.items():
-        found = journaled(host, token)
-        assert len(found) == 1, f"{name}: {len(found)} records for {token}: {found}"
-        assert (found[0]["direction"], found[0]["channel"]) == expected[name], f"{name}: {found[0]}"
-    assert search(host, tokens["orders"])[0]["account"] == "shop"
+    start = since.strftime("%Y-%m-%dT%H:%M:%S")
+    records = wait_until(lambda: (found := archive_json(host, "search", "--since", start, "--limit", "0"))
+                         and len({r["subject"] for r in found} & set(expected)) == len(expected) and found,
+                         JOURNAL_TIMEOUT, interval=2.0) or []
+    by_token: dict[str, list[dict[str, Any]]] = {token: [] for token in expected}
+    for record in records:
+        by_token.get(record["subject"], []).append(record)
+    for token, (direction, channel) in expected.items():
+        found = by_token[token]
+        assert len(found) == 1, f"{len(found)} records for {token}: {found}"
+        assert (found[0]["direction"], found[0]["channel"]) == (direction, channel), found[0]
+        account = "shop" if channel == "orders" else "" if direction in ("inbound", "local") else STAFF
+        assert found[0]["account"] == account, found[0]
 
     # The Bcc recipient is in the index, though no header names it.
+    bcc = f"hidden-{first['submission'][-8:]}@{OUTSIDE_DOMAIN}"
     by_bcc = archive_json(host, "search", "--recipient", bcc)
-    assert [hit["sha256"] for hit in by_bcc] == [search(host, tokens["submission"])[0]["sha256"]]
+    assert [hit["sha256"] for hit in by_bcc] == [search(host, first["submission"])[0]["sha256"]]
 
     result = reconcile(host, since)
+    figures.report("archive: every way in", [
+        f"{PER_WAY} messages on each of {', '.join(WAYS)}: {len(expected)} sent, each journaled once with its "
+        "direction, channel and account",
+        f"reconcile: {result['accepted']} accepted, {result['archived']} archived, {len(result['missing'])} missing, "
+        f"{len(result['twice'])} archived twice",
+    ])
     assert result["missing"] == [] and result["twice"] == [], json.dumps(result, indent=1)[:3000]
-    assert result["accepted"] >= len(tokens)
+    assert result["accepted"] >= len(expected)
 
 
 def test_an_export_verifies_offline_and_a_changed_byte_is_named(host, appliance):
