@@ -25,6 +25,8 @@ JOURNAL_TIMEOUT = 60
 # Messages on each way in, with the direction and channel the index must give them: several hundred in all,
 # before the burst below and the orders burst of test_40_burst.py add thousands more.
 PER_WAY = 40
+# Messages sent while the store is full, then again once it has room.
+FULL_STORE_MESSAGES = 20
 WAYS = {"inbound": ("inbound", "staff"), "submission": ("outbound", "staff"), "submissions": ("internal", "staff"),
         "sendmail": ("local", "staff"), "orders": ("outbound", "orders")}
 
@@ -140,20 +142,31 @@ def test_an_export_verifies_offline_and_a_changed_byte_is_named(host, appliance)
     host.run(f"rm -rf {copy} {out_dir}")
 
 
-def test_a_full_store_defers_new_mail_until_space_is_freed(host, appliance):
+def test_a_full_store_defers_new_mail_until_space_is_freed(host, appliance, figures):
+    tokens = [new_token() for _ in range(FULL_STORE_MESSAGES)]
     filler = f"{STORE}/filler"
     host.run(f"dd if=/dev/zero of={filler} bs=1M count=100 status=none")
     try:
-        token = new_token()
-        sender = outside_sender(token)
-        refused = smtp_transaction(appliance.ip, 25, sender, [STAFF], build_message(sender, STAFF, token))
-        assert refused.stage == "data" and 400 <= refused.code < 500, str(refused)
+        refused = {token: smtp_transaction(appliance.ip, 25, outside_sender(token), [STAFF],
+                                           build_message(outside_sender(token), STAFF, token)) for token in tokens}
+        free = host.run(f"df --output=avail -B1 {STORE} | tail -1").stdout.strip()
     finally:
         host.run(f"rm -f {filler}")
-    # The sender retries, as every MTA does after a 4xx: now it is taken and journaled once.
-    again = smtp_transaction(appliance.ip, 25, sender, [STAFF], build_message(sender, STAFF, token))
-    assert again.accepted, str(again)
-    assert len(journaled(host, token)) == 1
+    for token, outcome in refused.items():
+        assert outcome.stage == "data" and 400 <= outcome.code < 500, f"{token}: {outcome}"
+    # The senders retry, as every MTA does after a 4xx: now each is taken and journaled once.
+    for token in tokens:
+        again = smtp_transaction(appliance.ip, 25, outside_sender(token), [STAFF],
+                                 build_message(outside_sender(token), STAFF, token))
+        assert again.accepted, f"{token}: {again}"
+    counts = [len(journaled(host, token)) for token in tokens]
+    figures.report("archive: the store full, then freed", [
+        f"store full ({free} bytes free): {len(refused)} messages, "
+        f"{sum(400 <= o.code < 500 for o in refused.values())} answered 4xx at DATA "
+        f"({next(iter(refused.values()))})",
+        f"space freed, the same {len(tokens)} sent again: {sum(counts)} journaled, each {set(counts)} time(s)",
+    ])
+    assert counts == [1] * len(tokens)
 
 
 def test_the_milter_killed_during_a_burst_loses_nothing(host, appliance, figures):
