@@ -257,7 +257,7 @@ def archive() -> dict[str, Any]:
         "stats": {"records": 5120, "records_deleted": 0, "bytes_received": 41_000_000, "objects_hot": 5120,
                   "objects_cold": 0, "bytes_hot": 17_000_000, "packs": 0, "bytes_cold": 0,
                   "bytes_database": 9_000_000, "log_entries": 5160, "bytes_stored": 17_000_000,
-                  "stored_per_received": 0.4146, "last_checkpoint": {"seq": 5150, "time": stamp},
+                  "stored_per_received": 0.4146, "last_checkpoint": {"seq": 5150, "time": stamp, "hash": "5e" * 32},
                   "entries_since_checkpoint": 10, "free_bytes_store": 66 * 2**30},
         "verify": {"ok": True, "counts": {"log_entries": 5160, "messages": 5120, "checkpoints": 40},
                    "problem_count": 0, "problems": [], "notes": []},

@@ -57,6 +57,14 @@ def test_ingest_search_checkpoint_verify_export(tmp_path: Path, store: Path,
         assert next(log.entries(archive.connection(), 3, 3)).details["operator"] == "timer"
     code, out, _ = run(capsys, "verify", *s, "--public-key", str(public))
     assert code == 0 and out.splitlines()[-1].startswith("OK: 3 log entries, 1 checkpoints")
+    # The last checkpoint's hash, as stats (and the audit report) show it, is an anchor verify holds the log to.
+    head = json.loads(run(capsys, "stats", *s, "--json")[1])["last_checkpoint"]
+    code, out, _ = run(capsys, "verify", *s, "--public-key", str(public), "--anchor", f"{head['seq']}:{head['hash']}")
+    assert code == 0 and "1 anchors" in out.splitlines()[-1]
+    code, out, _ = run(capsys, "verify", *s, "--public-key", str(public), "--anchor", f"{head['seq']}:{'0' * 64}")
+    assert code == 1 and f"log entry {head['seq']} has hash {head['hash']}, but {'0' * 64} was recorded" in out
+    code, _, err = run(capsys, "verify", *s, "--public-key", str(public), "--anchor", "3:nothex")
+    assert code == 2 and "--anchor 3:nothex: expected SEQ:HASH" in err
     code, out, _ = run(capsys, "export", *s, "--public-key", str(public), "--out", str(tmp_path / "out"),
                        "--sender", "@acme.example")
     assert code == 0 and "exported 1 messages" in out

@@ -156,6 +156,24 @@ def test_a_rewritten_chain_is_caught_by_the_signed_checkpoint(tmp_path: Path) ->
                                   "rewritten: signed head ")
 
 
+def test_a_chain_rewritten_and_signed_again_with_the_key_is_caught_by_an_anchor(tmp_path: Path) -> None:
+    """Root on the host holds the signing key: it can rewrite the log and sign it again. A hash recorded off
+    the host before (an audit report keeps its last checkpoint's) still tells."""
+    archive, _, private, public = populated(tmp_path)
+    recorded = raw_db(archive).execute("SELECT entry_hash FROM log WHERE seq = 6").fetchone()[0]
+    rewrite_chain(archive, 3, {"sender": "innocent@acme.example"})
+    conn = raw_db(archive)
+    conn.execute("DELETE FROM log WHERE seq >= 7")
+    conn.execute("DELETE FROM messages WHERE log_seq >= 7")
+    log.checkpoint(Archive(archive.root), keys.load_signing_key(private), "root")
+    assert check(archive, public).ok
+    report = verify(archive, keys.load_public_key(public), [(6, recorded)])
+    assert [p.code for p in report.problems] == ["anchor-mismatch"]
+    assert texts(report)[0].startswith(f"log entry 6 has hash ")
+    assert f"but {recorded} was recorded for it earlier: the log up to it was rewritten" in texts(report)[0]
+    assert verify(archive, keys.load_public_key(public), [(40, recorded)]).problems[0].code == "anchor-missing"
+
+
 def test_a_forged_checkpoint_signed_by_another_key(tmp_path: Path) -> None:
     archive, _, _, public = populated(tmp_path)
     other_private, other_public = make_keys(tmp_path, "attacker")

@@ -183,6 +183,28 @@ def test_changes_since_the_previous_report(full_site: Path, site_dir: Path, reco
     assert "Changes since the previous report" in html
 
 
+def test_the_previous_reports_archive_anchor_goes_to_the_host(full_site: Path, site_dir: Path, recorded: dict,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert audit().exit_code == 0
+    previous = json.loads((site_dir / "out/report.json").read_text())
+    anchor = "5150:" + "5e" * 32
+    control = next(c for c in previous["controls"] if c["id"] == "ARCHIVE-INTEGRITY")
+    control["evidence"] = f"pass: last checkpoint: log entry 5150 at ..., anchor {anchor} (a later ...)"
+    (site_dir / "previous.json").write_text(json.dumps(previous))
+    seen: list[tuple[str, ...]] = []
+    recorded_inspect = audit_run.inspect
+
+    def inspect(access: HostAccess) -> HostInspection:
+        seen.append(access.archive_anchors)
+        return recorded_inspect(access)
+
+    monkeypatch.setattr(audit_run, "inspect", inspect)
+    result = run_cli("audit", "site.yml", "--output", "second", "--previous", "previous.json")
+    assert result.exit_code == 0, result.output
+    assert seen == [(anchor,)]
+    assert f"the archive's log held to the previous report's anchor {anchor}" in result.stdout
+
+
 def test_previous_must_be_a_report(full_site: Path, site_dir: Path, recorded: dict) -> None:
     (site_dir / "not-a-report.json").write_text("{}")
     result = audit("--previous", "not-a-report.json")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import pytest
 import auditfixtures as fx
 from mailappliance.archive import cli, keys, log, retention, timefmt
 from mailappliance.archive.store import Archive
-from mailappliance.audit.judge_archive import archive_expectations, judge_archive
-from test_archive_support import envelope, file_of, make_keys, message
+from mailappliance.audit.judge_archive import anchors_of, archive_expectations, judge_archive
+from test_archive_support import envelope, file_of, make_keys, message, raw_db
+from test_archive_verify import rewrite_chain
 
 SITE = dict(fx.ARCHIVE_SITE)
 QUEUE_IDS = ("4Ra1Bc2DeFz9xA1", "4Ra1Bc2DeGz9xA2", "4Ra1Bc2DeHz9xA3")
@@ -56,16 +58,19 @@ class Appliance:
         self.log_lines.append(f"{stamp} mail postfix/qmgr[1990]: {queue_id}: from=<alice@acme.example>, size=300, "
                               "nrcpt=1 (queue active)")
 
-    def read(self, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    def read(self, capsys: pytest.CaptureFixture[str], anchors: Sequence[str] = ()) -> dict[str, Any]:
         mail_log = self.root / "mail.log"
         mail_log.write_text("\n".join(self.log_lines) + "\n")
         capsys.readouterr()
-        assert cli.main(["audit", "--config", str(self.config), "--log", str(mail_log)]) == 0
+        # As playbooks/audit.yml writes them: --anchor=SEQ:HASH.
+        assert cli.main(["audit", "--config", str(self.config), "--log", str(mail_log),
+                         *[f"--anchor={anchor}" for anchor in anchors]]) == 0
         return json.loads(capsys.readouterr().out)
 
     def judge(self, capsys: pytest.CaptureFixture[str], units: list[str] | None = None,
-              site: dict[str, Any] | None = None) -> dict[str, Any]:
-        evidence = {"archive": self.read(capsys), "archive_units": fx.ARCHIVE_UNITS if units is None else units}
+              site: dict[str, Any] | None = None, anchors: Sequence[str] = ()) -> dict[str, Any]:
+        evidence = {"archive": self.read(capsys, anchors),
+                    "archive_units": fx.ARCHIVE_UNITS if units is None else units}
         return {c.id: c for c in judge_archive(evidence, SITE if site is None else site)}
 
 
@@ -181,3 +186,36 @@ def test_without_an_archive_section_nothing_applies_and_a_failed_reader_is_an_er
     assert archive_expectations({"mailappliance__archive_enabled": False}) is None
     assert archive_expectations({"mailappliance__archive_enabled": True, "mailappliance__archive_retention": [
         {"days": 10, "direction": "", "domains": []}]})["retention"][0]["days"] == 10
+
+
+def test_a_report_names_its_anchor_and_the_next_audit_holds_the_log_to_it(
+        appliance: Appliance, capsys: pytest.CaptureFixture[str]) -> None:
+    control = appliance.judge(capsys)["ARCHIVE-INTEGRITY"]
+    [anchor] = anchors_of({"controls": [control.to_dict()]})
+    assert f"anchor {anchor} (a later" in control.evidence
+    # The next audit passes it on: the same log holds to it.
+    held = appliance.judge(capsys, anchors=[anchor])["ARCHIVE-INTEGRITY"]
+    assert held.status == "pass" and "1 anchors" in held.evidence
+    # Root on the host rewrites an entry and signs the log again with the site's key: only the anchor tells.
+    seq = int(anchor.split(":")[0])
+    rewrite_chain(appliance.archive, 1, {"sender": "innocent@acme.example"})
+    conn = raw_db(appliance.archive)
+    conn.execute("DELETE FROM log WHERE seq >= ?", (seq,))
+    log.checkpoint(Archive(appliance.archive.root), keys.load_signing_key(appliance.private), "root")
+    assert appliance.judge(capsys)["ARCHIVE-INTEGRITY"].status == "pass"
+    control = appliance.judge(capsys, anchors=[anchor])["ARCHIVE-INTEGRITY"]
+    assert control.status == "fail" and f"log entry {seq} has hash " in control.evidence
+
+
+def test_only_well_formed_anchors_are_taken_from_a_report() -> None:
+    good = "7:" + "ab" * 32
+
+    def report(evidence: str, control: str = "ARCHIVE-INTEGRITY") -> dict[str, Any]:
+        return {"controls": [{"id": control, "evidence": evidence}]}
+
+    assert anchors_of(report(f"pass: last checkpoint: anchor {good} (a later ...)")) == (good,)
+    assert anchors_of(report(f"anchor {good}; rm -rf /")) == (good,)
+    assert anchors_of(report(f"anchor {good}x")) == ()
+    assert anchors_of(report("anchor 7:abc")) == ()
+    assert anchors_of(report(f"anchor {good}", control="ARCHIVE-HOLDS")) == ()
+    assert anchors_of(None) == () and anchors_of({"controls": "junk"}) == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 
 from conftest import PROJECT_DIR
-from test_lint import run_tool
+from test_lint import BIN, run_tool
 
 PLAYBOOK = PROJECT_DIR / "playbooks" / "audit.yml"
 # uri only with method GET (checked below): it reads Rspamd's /stat, and a GET to the controller changes nothing.
@@ -129,3 +130,29 @@ def test_the_outbound_reader_only_reads() -> None:
             '"systemctl"': lambda: words[0] == "show" and "--value" in words,
             "sys.executable": lambda: words == ["-c"],
         }[tool](), (tool, words)
+
+
+def test_the_archive_reader_gets_the_previous_reports_anchors_as_quoted_arguments(tmp_path) -> None:
+    """The reader's command line as Ansible renders it, with and without anchors (judge_archive.anchors_of only
+    passes SEQ:HASH on; the quoting keeps anything else one argument all the same)."""
+    task = next(t for t in tasks() if t["name"] == "Read the archive's state")
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "tasks": [{"name": "show", "ansible.builtin.debug": {"msg": task["ansible.builtin.shell"]["cmd"]}}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    anchor = "5150:" + "5e" * 32
+
+    def rendered(anchors: list[str] | None) -> str:
+        extra = ["-e", json.dumps({"mailappliance__audit_archive_anchors": anchors})] if anchors is not None else []
+        done = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", *extra, str(tmp_path / "play.yml")],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json"})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        # The JSON document, between the profile_tasks callback's lines.
+        output, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{"):])
+        result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        return str(result["msg"]).rstrip()
+
+    base = "--log - --hours 24"
+    assert rendered(None).endswith(base)
+    assert rendered([anchor]).endswith(f"{base} --anchor={anchor}")
+    assert rendered(["1:x; rm -rf /"]).endswith(f"{base} '--anchor=1:x; rm -rf /'")

@@ -99,6 +99,9 @@ def build_parser() -> Parser:
             p.add_argument("--checkpoint-key", type=Path, help="sign a checkpoint first with this private key")
     p = verb("verify", "check the log, the checkpoints and every stored message")
     p.add_argument("--public-key", type=Path, required=True, help="the site's archive public key (from the vault)")
+    p.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                   help="a log entry's hash recorded earlier off the host, e.g. the last checkpoint an audit report "
+                        "shows (repeat)")
     p = verb("reconcile", "compare the mail log's accepted messages with the archive")
     p.add_argument("--log", required=True, help="journalctl output of the Postfix units ('-': standard input)")
     p.add_argument("--since", required=True)
@@ -138,6 +141,8 @@ def build_parser() -> Parser:
     p.add_argument("--config", type=Path, required=True, help="the milter's settings (JSON the role writes)")
     p.add_argument("--log", required=True, help="journalctl output of the Postfix units ('-': standard input)")
     p.add_argument("--hours", type=float, default=24.0, help="reconcile the last HOURS (default 24)")
+    p.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                   help="hold the log to a hash the previous audit report recorded (repeat)")
     p = verb("public-key", "print the public key of a private key file")
     p.add_argument("--key", type=Path, required=True)
     return parser
@@ -243,8 +248,16 @@ def do_export(archive: Archive, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not (seq.isdigit() and int(seq) > 0 and len(digest) == 64 and all(c in "0123456789abcdefABCDEF" for c in digest)):
+        raise ArchiveError(f"--anchor {printable(text)}: expected SEQ:HASH, a log entry number and its 64 hex "
+                           "digits, as an audit report shows the last checkpoint")
+    return int(seq), digest.lower()
+
+
 def do_verify(archive: Archive, args: argparse.Namespace) -> int:
-    report = verify(archive, keys.load_public_key(args.public_key))
+    report = verify(archive, keys.load_public_key(args.public_key), [anchor(text) for text in args.anchor])
     counts = ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in report.counts.items())
     lines = [f"PROBLEM: {p.text}" for p in report.problems] + [f"note: {n}" for n in report.notes]
     lines.append(f"{'OK' if report.ok else 'FAILED'}: {counts}; {len(report.problems)} problems")
@@ -367,7 +380,8 @@ def do_audit(args: argparse.Namespace) -> int:
         data = evidence.gather(archive, public_key=Path(raw["public_key"]),
                                policy_file=Path(raw["retention"]) if raw.get("retention") else None,
                                spool=settings.spool if settings.on_failure == "queue" else None,
-                               on_failure=settings.on_failure, mail_log=lines, since=since, until=until)
+                               on_failure=settings.on_failure, mail_log=lines, since=since, until=until,
+                               anchors=[anchor(text) for text in args.anchor])
     print(json.dumps(data, sort_keys=True, ensure_ascii=True))
     return EXIT_OK
 

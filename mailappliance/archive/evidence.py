@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ def _spool(path: Path | None) -> dict[str, Any] | None:
 
 def gather(archive: Archive, *, public_key: Path, policy_file: Path | None, spool: Path | None,
            on_failure: str, mail_log: Iterable[str], since: datetime, until: datetime,
-           now: datetime | None = None) -> dict[str, Any]:
+           now: datetime | None = None, anchors: Sequence[tuple[int, str]] = ()) -> dict[str, Any]:
     """Every part is computed on its own: one that fails is reported under its name with the error, and the
     others still are."""
     now = now or timefmt.now()
@@ -74,7 +74,7 @@ def gather(archive: Archive, *, public_key: Path, policy_file: Path | None, spoo
     part("stats", lambda: stats(archive))
 
     def integrity() -> dict[str, Any]:
-        report = verify(archive, keys.load_public_key(public_key))
+        report = verify(archive, keys.load_public_key(public_key), anchors)
         return {"ok": report.ok, "counts": report.counts, "problem_count": len(report.problems),
                 "problems": _cut([p.text for p in report.problems]), "notes": _cut(report.notes)}
 

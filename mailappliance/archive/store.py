@@ -339,8 +339,10 @@ def stats(archive: Archive) -> dict[str, Any]:
     data["bytes_stored"] = data["bytes_hot"] + data["bytes_cold"]
     data["stored_per_received"] = round(data["bytes_stored"] / data["bytes_received"], 4) if data["bytes_received"] \
         else None
-    last = conn.execute("SELECT seq, time FROM log WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1").fetchone()
-    data["last_checkpoint"] = {"seq": last["seq"], "time": last["time"]} if last else None
+    last = conn.execute("SELECT seq, time, entry_hash FROM log WHERE kind = 'checkpoint' ORDER BY seq DESC "
+                        "LIMIT 1").fetchone()
+    # Its hash, kept anywhere off the host (the audit report prints it), is an anchor for verify --anchor.
+    data["last_checkpoint"] = {"seq": last["seq"], "time": last["time"], "hash": last["entry_hash"]} if last else None
     data["entries_since_checkpoint"] = data["log_entries"] - (last["seq"] if last else 0)
     for name, path in (("store", archive.root), ("cold", archive.cold_root)):
         try:

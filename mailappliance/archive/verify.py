@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,31 @@ class Report:
                 "notes": self.notes, "counts": self.counts}
 
 
-def verify(archive: Archive, public_key: Ed25519PublicKey) -> Report:
+def verify(archive: Archive, public_key: Ed25519PublicKey, anchors: Sequence[tuple[int, str]] = ()) -> Report:
+    """`anchors`: (seq, entry hash) pairs recorded off the host earlier (an audit report keeps its last
+    checkpoint's): whoever holds the signing key, root on the host included, cannot rewrite the log up to them."""
     report = Report()
     conn = archive.connection()
     entries = list(log.entries(conn))
     report.counts["log_entries"] = len(entries)
     original = _check_chain(entries, report)
+    _check_anchors(original, anchors, report)
     _check_checkpoints(entries, original, public_key, report)
     _check_index(archive, entries, report)
     _check_files(archive, entries, report)
     return report
+
+
+def _check_anchors(by_original: dict[int, log.Entry], anchors: Sequence[tuple[int, str]], report: Report) -> None:
+    for seq, recorded in anchors:
+        entry = by_original.get(seq)
+        if entry is None:
+            report.add("anchor-missing", f"log entry {seq}, recorded earlier with hash {recorded}, is missing")
+        elif entry.entry_hash != recorded.lower():
+            report.add("anchor-mismatch", f"log entry {seq} has hash {entry.entry_hash}, but {recorded} was recorded "
+                       "for it earlier: the log up to it was rewritten since (and signed again with the site's key)")
+    if anchors:
+        report.counts["anchors"] = len(anchors)
 
 
 def _original_seqs(entries: list[log.Entry]) -> dict[int, int]:

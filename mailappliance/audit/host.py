@@ -30,6 +30,8 @@ class HostAccess:
     preview_dir: Path
     render_preview: Callable[[], list[Path]]
     run_playbook: Callable[[str, dict[str, Any]], runner.PlaybookRun]
+    # SEQ:HASH of the archive's log as the previous report saw it (judge_archive.anchors_of), for verify --anchor.
+    archive_anchors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,6 +78,8 @@ def inspect(access: HostAccess) -> HostInspection:
             "mailappliance__audit_key_files": sorted(KEY_FILES),
             # The databases the site model lets a site ship, so the playbook finds every one clamd loads.
             "mailappliance__audit_clamav_database_extensions": list(CLAMAV_DATABASE_EXTENSIONS),
+            # Checked by the archive's verify: the log up to them must be the one the previous report saw.
+            "mailappliance__audit_archive_anchors": list(access.archive_anchors),
         })
         inspection.stats, inspection.status, inspection.rc = run.stats, run.status, run.rc
         inspection.failed_tasks = list(run.failed_tasks)

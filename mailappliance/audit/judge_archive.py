@@ -3,6 +3,7 @@ site file's archive: section: coverage, integrity, retention, legal holds and fr
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,6 +24,20 @@ RETENTION_LATE = timedelta(days=2)
 # The units the role installs: the milter's socket, the daily upkeep and the checkpoint timers.
 DAILY_TIMER = "mailappliance-archive-daily.timer"
 UNITS = ("mailappliance-archive.socket", DAILY_TIMER, "mailappliance-archive-checkpoint.timer")
+
+
+# How the ARCHIVE-INTEGRITY evidence names the last checkpoint; the only form passed on to the host.
+ANCHOR = re.compile(r"\banchor ([1-9][0-9]{0,17}:[0-9a-f]{64})\b")
+
+
+def anchors_of(report: dict[str, Any] | None) -> tuple[str, ...]:
+    """The anchors (SEQ:HASH) a report's ARCHIVE-INTEGRITY evidence names: the next audit holds the log to
+    them, so a log rewritten between two audits fails even when it was signed again with the site's key."""
+    found: list[str] = []
+    for control in (report or {}).get("controls") or []:
+        if isinstance(control, dict) and control.get("id") == cat.ARCHIVE_INTEGRITY.id:
+            found += ANCHOR.findall(str(control.get("evidence") or ""))
+    return tuple(dict.fromkeys(found))
 
 
 def archive_expectations(site_vars: dict[str, Any]) -> dict[str, Any] | None:
@@ -127,6 +142,11 @@ def integrity(data: dict[str, Any], site: dict[str, Any], now: datetime) -> Cont
     if since and (signed is None or now - signed > late):
         when = f"at {last.get('time')}" if signed else "never"
         lines.append(f"warn: the log was last checkpointed {when}, and {since} entries came after it")
+    if last.get("hash"):
+        # The report is kept off the host: this line lets a later verify prove the log was not rewritten since.
+        lines.append(f"pass: last checkpoint: log entry {last['seq']} at {last['time']}, anchor "
+                     f"{last['seq']}:{last['hash']} (a later `mailappliance-archive verify --anchor` with it proves "
+                     "the log up to here was not rewritten, even by someone holding the signing key)")
     return cat.ARCHIVE_INTEGRITY.judge(_status(lines), "\n".join(lines))
 
 

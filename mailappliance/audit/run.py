@@ -3,6 +3,7 @@ reports."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import click
 from mailappliance import podman
 from mailappliance.audit import report
 from mailappliance.audit.host import HostAccess, HostInspection, inspect
-from mailappliance.audit.judge_archive import archive_expectations
+from mailappliance.audit.judge_archive import anchors_of, archive_expectations
 from mailappliance.audit.judge_dns import check_dns, judge_dns, no_plan
 from mailappliance.audit.judge_host import SERVICES, SiteExpectations, judge_host, outbound_expectations
 from mailappliance.audit.judge_probes import judge_probes
@@ -109,15 +110,17 @@ def run_audit(site: Site, host: HostAccess, *, dns_plan: Callable[[], Plan], aud
                f"MTA-STS policy of {', '.join(domains)})")
     probes = probe_all(address, site.hostname, domains)
     controls += judge_probes(probes, site.hostname, started, site_mta_sts_policy(site))
-    click.echo("inspecting the host with playbooks/audit.yml (read-only)")
-    inspection = inspect(host)
+    previous = previous or report.find_previous(audit_dir, exclude=output)
+    previous_data = report.load_report(previous) if previous is not None else None
+    anchors = anchors_of(previous_data)
+    click.echo("inspecting the host with playbooks/audit.yml (read-only)"
+               + (f"; the archive's log held to the previous report's anchor {', '.join(anchors)}" if anchors else ""))
+    inspection = inspect(dataclasses.replace(host, archive_anchors=anchors))
     host_controls, host_evidence = judge_inspection(inspection, site)
     controls = by_source(controls + host_controls)
 
-    previous = previous or report.find_previous(audit_dir, exclude=output)
     changes = None
-    if previous is not None:
-        previous_data = report.load_report(previous)
+    if previous is not None and previous_data is not None:
         changes = report.changes_data(previous, previous_data, report.compare(previous_data, controls))
     finished = datetime.datetime.now(datetime.UTC)
     evidence = report.Evidence(dns=dns_evidence, probes=probes, host=host_evidence, run={

@@ -202,7 +202,10 @@ ARCHIVE_INTEGRITY = Spec(
     "and hashes every stored message, hot and in cold packs. A problem names the log entry, checkpoint or "
     "message: restore that message or the store from a backup and keep the verify output as evidence of what "
     "happened (the log records it; nothing can repair the chain silently). A last checkpoint older than two "
-    "checkpoint periods while entries came after it warns: check mailappliance-archive-checkpoint.timer.",
+    "checkpoint periods while entries came after it warns: check mailappliance-archive-checkpoint.timer. The "
+    "signing key is on the host, so root there could rewrite and re-sign the log: keep this report, whose "
+    "evidence names the last checkpoint as SEQ:HASH; the next audit holds the log to it, and `mailappliance-archive "
+    "verify --anchor SEQ:HASH` does so with the anchor of any earlier report.",
     ("SEC Rule 17a-4(f) (electronic storage of broker-dealer records)", "RFC 8032 (EdDSA: Ed25519)"), HOST)
 ARCHIVE_RETENTION = Spec(
     "ARCHIVE-RETENTION", "The archive keeps mail by the site's retention policy, and the daily run deletes what "
