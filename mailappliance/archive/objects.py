@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SUFFIX = ".gz"
@@ -64,15 +66,22 @@ def make_dirs(path: Path, top: Path, *, sync: bool = True) -> None:
             fsync_dir(folder.parent)
 
 
-def write_durable(path: Path, data: bytes, top: Path, *, sync: bool = True) -> None:
-    """Write data at path atomically; durable on return unless sync=False (the caller then syncs)."""
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+@contextmanager
+def durable_file(path: Path, top: Path, *, sync: bool = True) -> Iterator[int]:
+    """A new file at path, written through the descriptor yielded: under a temporary name in its folder, then
+    (sync=True) fsync'd, renamed into place and the folder fsync'd once the block ends without error. After a
+    crash the file is absent or complete; a block that raises leaves nothing behind."""
     make_dirs(path.parent, top, sync=sync)
     temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        yield fd
         if sync:
             os.fsync(fd)
     except BaseException:
@@ -83,6 +92,12 @@ def write_durable(path: Path, data: bytes, top: Path, *, sync: bool = True) -> N
     os.replace(temp, path)
     if sync:
         fsync_dir(path.parent)
+
+
+def write_durable(path: Path, data: bytes, top: Path, *, sync: bool = True) -> None:
+    """Write data at path atomically; durable on return unless sync=False (the caller then syncs)."""
+    with durable_file(path, top, sync=sync) as fd:
+        write_all(fd, data)
 
 
 def store(objects_dir: Path, sha256: str, raw: bytes, *, sync: bool = True) -> int:

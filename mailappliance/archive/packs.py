@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .objects import TEMP_PREFIX, fsync_dir, make_dirs
+from .objects import durable_file, write_all
 
 MAGIC = b"MAPACK1\n"
 TRAILER_MAGIC = b"MAPACKIX"
@@ -60,21 +60,15 @@ class _HashingWriter:
         self.digest = hashlib.sha256()
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        write_all(self.fd, data)
         self.digest.update(data)
         self.offset += len(data)
 
 
 def write_pack(cold_root: Path, name: str, messages: Iterable[tuple[str, bytes]]) -> PackInfo:
     """Write the messages (sha256, raw) as the pack cold_root/name; durable when it returns."""
-    path = cold_root / name
-    make_dirs(path.parent, cold_root)
-    temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{os.urandom(4).hex()}"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     members: list[Member] = []
-    try:
+    with durable_file(cold_root / name, cold_root) as fd:
         out = _HashingWriter(fd)
         out.write(MAGIC)
         pending: list[tuple[str, bytes]] = []
@@ -106,14 +100,6 @@ def write_pack(cold_root: Path, name: str, messages: Iterable[tuple[str, bytes]]
         index_offset = out.offset
         out.write(index)
         out.write(TRAILER.pack(index_offset, len(index), TRAILER_MAGIC))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(temp, path)
-    fsync_dir(path.parent)
     return PackInfo(name, out.digest.hexdigest(), out.offset, tuple(members))
 
 
