@@ -369,16 +369,14 @@ def do_audit(args: argparse.Namespace) -> int:
     from .service import Settings
 
     settings = Settings.load(args.config)
-    raw = json.loads(args.config.read_text(encoding="utf-8"))
-    if not raw.get("public_key"):
+    if settings.public_key is None:
         raise ArchiveError(f"{args.config}: names no public_key; redeploy (role archive) to write it")
     since, until = evidence.window(args.hours)
     with contextlib.ExitStack() as stack:
         lines = sys.stdin if args.log == "-" else stack.enter_context(
             open(args.log, encoding="utf-8", errors="replace"))
         archive = stack.enter_context(Archive(settings.store, settings.cold_store))
-        data = evidence.gather(archive, public_key=Path(raw["public_key"]),
-                               policy_file=Path(raw["retention"]) if raw.get("retention") else None,
+        data = evidence.gather(archive, public_key=settings.public_key, policy_file=settings.retention,
                                spool=settings.spool if settings.on_failure == "queue" else None,
                                on_failure=settings.on_failure, mail_log=lines, since=since, until=until,
                                anchors=[anchor(text) for text in args.anchor])

@@ -38,6 +38,21 @@ def _base64_32(text: bytes) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+def _raw_32(data: bytes) -> bytes | None:
+    """The 32 key bytes of a file holding them raw, as 64 hex digits or in base64; None for anything else (PEM)."""
+    if len(data) == 32:
+        return data
+    text = data.strip()
+    if (raw := _base64_32(text)) is not None:
+        return raw
+    if len(text) == 64:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return None
+
+
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """A private key file: PEM (PKCS#8, unencrypted), the raw 32 bytes, or those as 64 hex digits or in base64
     (the site's vault keeps it so). Refused when group or others may read it."""
@@ -46,15 +61,8 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ArchiveError(f"signing key {path}: group or others may read it (mode {stat.S_IMODE(mode):04o}); "
                            f"run chmod 600 {path}")
-    if len(data) == 32:
-        return Ed25519PrivateKey.from_private_bytes(data)
-    if (raw := _base64_32(data.strip())) is not None:
+    if (raw := _raw_32(data)) is not None:
         return Ed25519PrivateKey.from_private_bytes(raw)
-    if len(data.strip()) == 64:
-        try:
-            return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(data.strip().decode("ascii")))
-        except (ValueError, UnicodeDecodeError):
-            pass
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -69,16 +77,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     """A public key file: PEM (SubjectPublicKeyInfo), the raw 32 bytes, or those 32 bytes as 64 hex digits or in
     base64 (as the site's inventory writes it)."""
     data = _read(path, "public key")
-    text = data.strip()
-    if len(data) == 32:
-        return Ed25519PublicKey.from_public_bytes(data)
-    if (raw := _base64_32(text)) is not None:
+    if (raw := _raw_32(data)) is not None:
         return Ed25519PublicKey.from_public_bytes(raw)
-    if len(text) == 64:
-        try:
-            return Ed25519PublicKey.from_public_bytes(bytes.fromhex(text.decode("ascii")))
-        except (ValueError, UnicodeDecodeError):
-            pass
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):

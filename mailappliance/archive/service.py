@@ -43,6 +43,9 @@ class Settings:
     on_failure: str
     spool: Path
     hosted_domains: frozenset[str]
+    # What the audit verb reads besides (the role writes both; None in a file without them).
+    public_key: Path | None = None
+    retention: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -52,7 +55,9 @@ class Settings:
             raise ArchiveError(f"{path}: on_failure must be defer or queue, not {on_failure!r}")
         return cls(store=Path(data["store"]), cold_store=Path(data["cold_store"]) if data.get("cold_store") else None,
                    on_failure=on_failure, spool=Path(data.get("spool") or "/var/spool/mailappliance-archive"),
-                   hosted_domains=frozenset(d.lower() for d in data.get("hosted_domains", [])))
+                   hosted_domains=frozenset(d.lower() for d in data.get("hosted_domains", [])),
+                   public_key=Path(data["public_key"]) if data.get("public_key") else None,
+                   retention=Path(data["retention"]) if data.get("retention") else None)
 
 
 def domain_of(address: str) -> str:

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from mailappliance.archive import timefmt
 from mailappliance.archive.errors import ArchiveError
 from mailappliance.archive.retention import Policy
 from mailappliance.controls import catalogue as cat
@@ -51,8 +52,9 @@ def archive_expectations(site_vars: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _stamp(text: Any) -> datetime | None:
+    """An archive time (timefmt's one format), or None for anything else."""
     try:
-        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        return timefmt.parse_stored(str(text))
     except ValueError:
         return None
 
