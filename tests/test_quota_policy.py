@@ -40,7 +40,7 @@ def closed_port() -> int:
 
 
 def usage_file(path: Path, used: int, messages: int = 3) -> Path:
-    """What Dovecot's quota_clone writes with the file dict: key line, value line."""
+    """What Dovecot's dict quota writes with the file driver: key line, value line."""
     path.write_text(f"priv/quota/storage\n{used}\npriv/quota/messages\n{messages}\n", encoding="ascii")
     return path
 
@@ -86,7 +86,7 @@ def test_fits_is_dovecots_test_at_save(used, limit, size, grace, fits):
     ("", None),
     ("\xff\xfe", None),                         # not ASCII
 ])
-def test_usage_is_read_from_the_quota_clone_file(tmp_path, text, used):
+def test_usage_is_read_from_the_mailbox_quota_file(tmp_path, text, used):
     path = tmp_path / "usage"
     path.write_bytes(text.encode("latin-1"))
     assert policy.read_usage(str(path)) == used

@@ -1,7 +1,7 @@
 """A full mailbox refuses new mail while the sender is connected: Postfix asks the quota policy at RCPT, so
-nothing is accepted only to bounce later. The policy answers from the usage file Dovecot's quota_clone writes
-after every change and hands anything but a message that fits to Dovecot's quota-status, so the refusal is
-Dovecot's, with or without that file.
+nothing is accepted only to bounce later. The policy answers from the usage file Dovecot keeps the quota in
+and hands anything but a message that fits to Dovecot's quota-status, so the refusal is Dovecot's, with or
+without that file.
 
 Runs after the delivery tests because it fills tiny@beta.test; it empties it again afterwards."""
 
@@ -52,28 +52,29 @@ def test_over_quota_mailbox_refuses_mail_with_552(host, appliance):
     assert usage.exists and usage.user == "vmail" and usage.mode == 0o600, usage_file(TINY)
     assert 0 < stored_bytes(host, TINY) < FILLER_BYTES
 
-    # The filler is counted but not refused (a quota root that does not enforce, for this one command): as if the
-    # mailbox had filled up over time, and Dovecot writes the new usage, as after any delivery.
+    # The filler goes in through doveadm save with the quota switched off for that one command, then the quota
+    # is counted again, as if the mailbox had filled up over time; the count goes to the usage file.
     filler = f"filler-{uuid.uuid4().hex}"
     try:
         fill = host.run(
             "{ printf 'Subject: %s\\n\\n'; yes 'filler line to push the mailbox past its quota' | head -c %s; }"
-            " | doveadm -o 'plugin/quota=count:User quota:noenforcing' save -u %s -m INBOX",
+            " | doveadm -o plugin/quota= save -u %s -m INBOX && doveadm quota recalc -u %s",
             filler,
             str(FILLER_BYTES),
+            TINY,
             TINY,
         )
         assert fill.rc == 0, f"could not fill {TINY}: {fill.stderr}"
         quota = host.run("doveadm quota get -u %s", TINY).stdout
-        assert stored_bytes(host, TINY) > FILLER_BYTES, f"usage file not updated by the save:\n{quota}"
+        assert stored_bytes(host, TINY) > FILLER_BYTES, f"usage file not updated by the recount:\n{quota}"
 
         second = new_token()
         out = send(appliance, second)
         assert out.stage in ("rcpt", "data") and out.code == 552 and "5.2.2" in out.text, f"{out}\n{quota}"
         assert find_messages(host, second) == [], "mail for a full mailbox was stored"
 
-        # Without the usage file (a mailbox not changed since before the policy existed, or a file lost) the
-        # policy cannot tell, and Dovecot's quota-status refuses.
+        # Without the usage file (lost, or a mailbox from before it existed) the policy cannot tell; Dovecot's
+        # quota-status counts the mailbox again and refuses.
         host.run("rm -f %s", usage_file(TINY))
         third = new_token()
         out = send(appliance, third)
@@ -82,7 +83,7 @@ def test_over_quota_mailbox_refuses_mail_with_552(host, appliance):
     finally:
         host.run("doveadm expunge -u %s mailbox INBOX header subject %s && doveadm quota recalc -u %s",
                  TINY, filler, TINY)
-    # The expunge wrote the usage again, and the mailbox takes mail again.
+    # The expunge and recount wrote the usage again, and the mailbox takes mail again.
     assert stored_bytes(host, TINY) < FILLER_BYTES
     fourth = new_token()
     assert send(appliance, fourth).accepted
