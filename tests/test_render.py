@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -77,6 +78,19 @@ def test_preview_renders_the_server_files(full_site: Path, site_dir: Path) -> No
     assert "message_size_limit = 26214400" in main_cf
     assert "TASK [postfix : " in result.stdout
     assert "Preview of " in result.stdout
+    # The quota policy reads each mailbox's usage where Dovecot keeps it (<home>/quota-usage, home as userdb says),
+    # so a wrong path cannot quietly send every request to quota-status.
+    dovecot_conf = (preview / "etc/dovecot/dovecot.conf").read_text()
+    assert "home=/var/vmail/%d/%n" in dovecot_conf
+    assert "quota = dict:User quota::file:%h/quota-usage" in dovecot_conf
+    quotas = json.loads((preview / "etc/postfix/mailbox_quotas.json").read_text())
+    assert quotas["mailboxes"]["alice@alpha.test"] == {"bytes": 1024**3,
+                                                       "usage": "/var/vmail/alpha.test/alice/quota-usage"}
+    assert quotas["mailboxes"]["admin@alpha.test"]["usage"] == "/var/vmail/alpha.test/admin/quota-usage"
+    master_cf = (preview / "etc/postfix/master.cf").read_text()
+    assert ("user=vmail argv=/usr/bin/python3 -I /usr/local/sbin/mailappliance-quota-policy "
+            "--limits /etc/postfix/mailbox_quotas.json --dovecot inet:127.0.0.1:12340") in master_cf
+    assert "check_policy_service unix:private/quota-policy" in main_cf
     assert "  mail.alpha.test/etc/postfix/main.cf" in result.stdout.splitlines()
     # The preview shows configuration, never the mailboxes' clear-text passwords.
     vault_text = (site_dir / "inventories/molecule/.vault-pass").read_text()
